@@ -190,6 +190,7 @@ class Rule:
     group: str = ""  # conflict group: rules of one group that disagree on a tensor are an error
     origin: str = ""  # "" = written by the user; else who derived it (e.g. "aimet")
     note: str = ""  # why a derived rule exists (shown by explain)
+    stmt: Span | None = None  # the whole statement (for the formatter); not part of equality
 
     @property
     def priority(self) -> int:
@@ -308,6 +309,7 @@ class Profile:
     calibrate: Mapping[str, Setting] = field(default_factory=dict)
     transforms: Mapping[str, Setting] = field(default_factory=dict)
     meta: Mapping[str, Setting] = field(default_factory=dict)  # vendor data kept for round trips
+    span: Span | None = None  # the header, when there is one; not part of equality
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Profile):
