@@ -68,7 +68,6 @@ def compile_profile(profile: ir.Profile, graph: Graph, model_name: str = "") -> 
     opts = {k: profile.options.get(k, v) for k, v in ir.OPTION_DEFAULTS.items()}
     pass_names = [n for n, _ in profile.passes]
     g = run_passes(graph, pass_names) if pass_names else graph
-    fused_nodes = frozenset(n.index for n in g.nodes if n.fused_from)
 
     entries = _entries(g)
     cands = [n for n, e in entries.items() if not e.reason]
@@ -80,7 +79,7 @@ def compile_profile(profile: ir.Profile, graph: Graph, model_name: str = "") -> 
         sel = index.select(rule.selector)
         key = (rule.priority, rule.selector.level, order)
         rules.append((key, rule, sel, {k: s.value for k, s in rule.settings.items()}))
-    matches = match_patterns(g, profile.patterns, opts["fusion"], fused_nodes)
+    matches = match_patterns(g, profile.patterns, opts["fusion"])
     for m in matches:
         outs = [o for i in m.nodes[:-1] for o in g.nodes[i].outputs if o in index.cand]
         syn = _Synthetic(m.pattern.span, f"fuse {m.pattern.describe()}",
@@ -90,14 +89,21 @@ def compile_profile(profile: ir.Profile, graph: Graph, model_name: str = "") -> 
 
     hist: dict[str, dict[str, list[tuple[ir.Rule | _Synthetic, Any]]]] = {n: {} for n in cands}
     conflicts = opts["conflicts"] == "error"
+    found: list[tuple[Any, ...]] = []
     for key, rule, sel, values in rules:
         for name in sel:
             h = hist[name]
             for field, value in values.items():
                 lst = h.setdefault(field, [])
-                if lst and isinstance(rule, ir.Rule):
-                    _check_conflict(lst[-1], rule, value, name, field, conflicts)
+                if lst and isinstance(rule, ir.Rule) and _conflicts(lst[-1], rule, value,
+                                                                    conflicts):
+                    found.append((lst[-1], rule, value, name, field))
                 lst.append((rule, value))
+    for prev, rule, value, name, field in found:
+        q = hist[name].get("quantized")
+        if q and isinstance(q[-1][0], ir.Rule) and q[-1][0].final and q[-1][1] is False:
+            continue  # a final "off" means the tensor has no encoding to disagree about
+        _raise_conflict(prev, rule, value, name, field)
 
     for name, h in hist.items():
         e = entries[name]
@@ -166,16 +172,19 @@ def _entries(g: Graph) -> dict[str, Entry]:
     return out
 
 
-def _check_conflict(prev: tuple[Any, Any], rule: ir.Rule, value: Any, tensor: str, field: str,
-                    strict: bool) -> None:
+def _conflicts(prev: tuple[Any, Any], rule: ir.Rule, value: Any, strict: bool) -> bool:
     prule, pvalue = prev
     if not isinstance(prule, ir.Rule) or pvalue == value:
-        return
+        return False
     same_group = bool(rule.group) and rule.group == prule.group
     same_level = strict and not rule.group and not prule.group and (
         prule.selector.level == rule.selector.level and prule.priority == rule.priority)
-    if not (same_group or same_level):
-        return
+    return same_group or same_level
+
+
+def _raise_conflict(prev: tuple[Any, Any], rule: ir.Rule, value: Any, tensor: str,
+                    field: str) -> None:
+    prule, pvalue = prev
     raise QuantspecError(
         "E201",
         f"conflicting values for '{field}' of tensor '{tensor}': "

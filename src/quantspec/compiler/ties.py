@@ -4,7 +4,7 @@ Semantics follow the runtimes that tie quantizers (aimet.md B.8):
 
 * ``output_to_input``: the op's output reuses the encoding of its first activation input. The
   input is found walking back through ``through`` ops (whose outputs carry no quantizer). No tie
-  when that input is not quantized, or when the output has a fixed range and the input feeds
+  when that input or the output is not quantized, or when the output has a fixed range and the input feeds
   several ops. The shared settings merge both sides: fewer bits, symmetric if either is,
   unsigned-symmetric if either is, fixed ranges united (symmetric + fixed -> [-absmax, absmax]).
 * ``inputs_to_output``: each activation input (walked back the same way) reuses the output's
@@ -87,11 +87,19 @@ def _walk_back(ctx: Context, name: str, through: tuple[str, ...]) -> str:
         if t.producer is None:
             return name
         node = g.nodes[t.producer]
-        if node.op_type not in through or not node.inputs or not node.inputs[0]:
+        # only single-output pass-through ops are walked (a Split's outputs are not its input)
+        if node.op_type not in through or not node.inputs or not node.inputs[0] \
+                or len([o for o in node.outputs if o]) != 1:
             return name
         name = node.inputs[0]
         seen += 1
     return name
+
+
+def _passes_through(ctx: Context, name: str, tie: ir.Tie) -> bool:
+    """The tensor is the output of a pass-through op (it carries no encoding of its own)."""
+    t = ctx.graph.tensors[name]
+    return t.producer is not None and ctx.graph.nodes[t.producer].op_type in tie.through
 
 
 def _act_inputs(ctx: Context, node: Any) -> list[str]:
@@ -106,7 +114,7 @@ def _out_to_in(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
         return
     out = node.outputs[0]
     src = _walk_back(ctx, ins[0], tie.through)
-    if not (ctx.quantized(src) and ctx.quantized(out)):
+    if not (ctx.quantized(src) and ctx.quantized(out)) or _passes_through(ctx, src, tie):
         return
     eo, es = ctx.entries[out], ctx.entries[src]
     rep = uf.find(src)
@@ -123,22 +131,20 @@ def _in_to_out(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
     if not node.outputs:
         return
     out = node.outputs[0]
-    if not ctx.quantized(out):
+    if out not in ctx.entries or ctx.entries[out].reason:
         return
-    srcs = []
-    for i in _act_inputs(ctx, node):
-        src = _walk_back(ctx, i, tie.through)
-        if not ctx.quantized(src) or len(ctx.graph.tensors[src].consumers) > 1:
-            continue
-        srcs.append(src)
-    ranges = {ctx.entries[s].get("fixed_range") for s in srcs}
-    if len(ranges) == 1 and None not in ranges and srcs:
-        rng = ranges.pop()
-        ctx.set(out, "fixed_range", rng, _tie_where(tie), "inputs share one fixed range")
+    walked = [_walk_back(ctx, i, tie.through) for i in _act_inputs(ctx, node)]
+    srcs = [s for s in walked if not ctx.entries[s].reason and not _passes_through(ctx, s, tie)]
+    ranges = {ctx.entries[s].get("fixed_range") if s in srcs else None for s in walked}
+    shared_range = len(ranges) == 1 and None not in ranges and bool(srcs)
+    if shared_range:
+        ctx.set(out, "fixed_range", ranges.pop(), _tie_where(tie),
+                "all inputs share one fixed range")
     for src in srcs:
-        if ctx.entries[src].get("fixed_range") is not None and \
-                ctx.entries[src].get("fixed_range") != ctx.entries[out].get("fixed_range"):
-            continue
+        if len(ctx.graph.tensors[src].consumers) > 1:
+            continue  # an input that also feeds other ops keeps its own encoding
+        if ctx.entries[src].get("fixed_range") is not None and not shared_range:
+            continue  # a constrained input is not tied unless all inputs share the range
         _share(ctx, uf, out, src, tie, ctx.entries[uf.find(out)].values)
 
 

@@ -123,8 +123,15 @@ def _dynamic_matmul(ctx: Context, node: Node, hw: str) -> None:
 def model_input_required(ctx: Context) -> None:
     """AIMET indexes model_input['is_input_quantized'] for non-parameter constants: without the
     key, a graph with such constants makes it raise (aimet.md B.5)."""
+    g = ctx.graph
     for name, e in ctx.entries.items():
-        if e.kind == "constant" and not e.reason:
+        if e.kind != "constant" or e.reason:
+            continue
+        # Resize roi/scales and a MaskedSoftmax mask are never input quantizers (aimet.md B.1)
+        uses = [(g.nodes[i].op_type, slot) for i, slot in g.tensors[name].consumers]
+        if all((t == "Resize" and s >= 1) or (t == "MaskedSoftmax" and s == 1) for t, s in uses):
+            continue
+        if True:
             raise QuantspecError(
                 "E210", f"model_input has no 'is_input_quantized', but the graph has the "
                 f"non-parameter constant '{name}' that AIMET governs with it",
