@@ -3,10 +3,10 @@
 One :class:`TensorEncoding` per tensor, whatever the file version. Numbers are kept in one internal
 convention, AIMET's ``TfEncoding`` (research aimet.md C, D):
 
-* ``x = scale * (q + offset)`` with ``q`` in ``[0, N]``, ``N = 2**bitwidth - 1``, and ``offset <= 0``
-  (so ``offset = -zero_point`` of the unsigned grid);
-* ``min = scale * offset`` and ``max = scale * (offset + N')`` are the range the quantizer clamps to,
-  where ``N' = N - 1`` for a strict symmetric grid (aimet.md B.9) and ``N`` otherwise.
+* ``x = scale * (q + offset)`` with ``q`` in ``[0, N]``, ``N = 2**bitwidth - 1``, and
+  ``offset <= 0`` (so ``offset = -zero_point`` of the unsigned grid);
+* ``min = scale * offset`` and ``max = scale * (offset + N')`` are the range the quantizer clamps
+  to, where ``N' = N - 1`` for a strict symmetric grid (aimet.md B.9) and ``N`` otherwise.
 
 Per-channel (and per-block) encodings hold one element per channel in each list. The file formats
 differ only in how they spell this; the functions at the bottom convert between the spellings
@@ -102,10 +102,13 @@ class TensorEncoding:
         offsets = [float(o) for o in _as_list(offset)]
         if len(offsets) == 1 and len(scales) > 1:
             offsets = offsets * len(scales)
+        enc_type = "PER_TENSOR"
+        if per_channel:
+            enc_type = "PER_BLOCK" if block_size else "PER_CHANNEL"
         enc = cls(
             name=name, kind=kind, dtype="int", bitwidth=bitwidth, symmetric=symmetric,
             scale=scales, offset=offsets, axis=axis, block_size=block_size, signed=signed,
-            enc_type=("PER_BLOCK" if block_size else "PER_CHANNEL") if per_channel else "PER_TENSOR",
+            enc_type=enc_type,
         )
         enc.min, enc.max = enc.grid_ranges()
         return enc
@@ -131,7 +134,7 @@ class TensorEncoding:
         grids = [
             compute_encoding(lo, hi, bitwidth, symmetric=symmetric, strict=strict,
                              unsigned=unsigned)
-            for lo, hi in zip(mins, maxs)
+            for lo, hi in zip(mins, maxs, strict=True)
         ]
         per_channel = not isinstance(min, numbers.Real)
         return cls.from_grid(
@@ -195,8 +198,9 @@ class TensorEncoding:
 
     def grid_ranges(self) -> tuple[list[float], list[float]]:
         """``(min, max)`` per channel from scale/offset in the TfEncoding convention."""
-        strict = self.strict
-        pairs = [grid_min_max(s, o, self.bitwidth, strict) for s, o in zip(self.scale, self.offset)]
+        strict, bits = self.strict, self.bitwidth
+        pairs = [grid_min_max(s, o, bits, strict)
+                 for s, o in zip(self.scale, self.offset, strict=True)]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def export_ranges(self) -> tuple[list[float], list[float]]:
@@ -205,7 +209,9 @@ class TensorEncoding:
         aimet.md D: strict symmetric int8 exports offset -127 but ``max = 128 * scale``, so that a
         reader that recomputes scale from min/max (QNN, spec 004) gets the same scale.
         """
-        pairs = [grid_min_max(s, o, self.bitwidth, False) for s, o in zip(self.scale, self.offset)]
+        bits = self.bitwidth
+        pairs = [grid_min_max(s, o, bits, False)
+                 for s, o in zip(self.scale, self.offset, strict=True)]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def is_signed(self, force_activation_as: str | None = None) -> bool:
@@ -223,7 +229,7 @@ class TensorEncoding:
         return [zero_point(o, self.bitwidth, signed) for o in self.offset]
 
     def channel_pairs(self) -> Iterator[tuple[float, float]]:
-        return zip(self.min, self.max)
+        return zip(self.min, self.max, strict=True)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import QuantspecError, did_you_mean
-from ..jsonpos import Positions, PathT, json_path, loads
+from ..jsonpos import PathT, Positions, json_path, loads
 from ..source import Span
 from .encodings_model import (
     FLOAT_BITWIDTHS,
@@ -41,6 +41,7 @@ from .encodings_model import (
 )
 
 SECTIONS = (("activation_encodings", "activation"), ("param_encodings", "param"))
+_SECTION_NAMES = ("activation_encodings", "param_encodings")
 _SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _SCHEMA_FILES = {
     "legacy": "encodings_legacy.json",
@@ -76,7 +77,7 @@ def read_file(
         QuantspecError: E110/E111 (JSON syntax) or E130-E137, at the offending value.
     """
     doc, pos = loads(text, file)
-    reader = _Reader(pos, strict)
+    reader = _Reader(pos, strict, doc)
     if not isinstance(doc, dict):
         raise reader.error("E130", "an encodings file is a JSON object", (),
                            hint='expected {"version": ..., "activation_encodings": ...}')
@@ -123,9 +124,10 @@ def layout_of(version: str) -> str:
 
 
 class _Reader:
-    def __init__(self, pos: Positions, strict: bool) -> None:
+    def __init__(self, pos: Positions, strict: bool, doc: Any = None) -> None:
         self.pos = pos
         self.strict = strict
+        self.doc = doc
 
     # -- positions and errors -------------------------------------------------------------------
 
@@ -240,6 +242,9 @@ class _Reader:
             missing = [k for k in err.validator_value if k not in err.instance]
             return self.error("E130", f"missing '{missing[0]}'{self._describe(path)}", path,
                               key=True)
+        if kw == "type" and layout == "legacy" and len(path) == 2 and path[0] in _SECTION_NAMES:
+            return self.error("E130", f"the encoding of '{path[1]}' must be a list with one "
+                              f"entry per channel, got {_json_type(err.instance)}", path)
         if kw == "type":
             want = err.validator_value
             want = " or ".join(want) if isinstance(want, list) else want
@@ -271,9 +276,11 @@ class _Reader:
     def _entry_name(self, path: PathT) -> str:
         if isinstance(path[1], str):  # legacy: keyed by tensor name
             return path[1]
-        return str(self._names.get(path[:2], f"{path[0]}[{path[1]}]"))
-
-    _names: dict[PathT, Any] = {}
+        try:
+            name = self.doc[path[0]][path[1]]["name"]
+        except (KeyError, IndexError, TypeError):
+            name = None
+        return name if isinstance(name, str) else f"{path[0]}[{path[1]}]"
 
     def check_duplicate_keys(self) -> None:
         if not self.strict or not self.pos.duplicates:
@@ -312,8 +319,6 @@ class _Reader:
         else:
             for i, e in enumerate(doc["encodings"]):
                 yield self.v2_entry(e, ("encodings", i))
-        if not self.strict:
-            return
 
     # legacy (0.4.0 / 0.5.0 / 0.6.1) -----------------------------------------------------------
 
@@ -400,7 +405,6 @@ class _Reader:
     # 1.0.0 ------------------------------------------------------------------------------------
 
     def v1_entry(self, e: dict[str, Any], path: PathT, kind: str) -> TensorEncoding:
-        self._names[path] = e["name"]
         dtype = "int" if e["dtype"] == "INT" else "float"
         bits = int(e["bw"])
         self.check_bitwidth(dtype, bits, (*path, "bw"))
@@ -431,7 +435,6 @@ class _Reader:
                                      f"'{enc.name}'", path, key=True)
         integral = "zero_point_shift" not in e  # 1.0.0 writes it only for non-integer offsets
         for i, s in enumerate(scale):
-            self.check_finite(s, (*path, "scale", i))
             self.check_scale(s, (*path, "scale", i))
         for i, o in enumerate(offset):
             self.check_finite(o, (*path, "offset", i))
@@ -445,7 +448,6 @@ class _Reader:
     # 2.0.0 / 2.1.0 ----------------------------------------------------------------------------
 
     def v2_entry(self, e: dict[str, Any], path: PathT) -> TensorEncoding:
-        self._names[path] = e["name"]
         od = e["output_dtype"]
         m = _INT_DTYPE.fullmatch(od)
         if m:
@@ -465,7 +467,9 @@ class _Reader:
         if dtype == "float":
             enc.extra["output_dtype"] = od
             if "y_scale" in e:  # scaled fp8 (aimet.md D)
-                scales, _ = self.flat_numbers(e["y_scale"], (*path, "y_scale"))
+                scales, _, spaths = self.flat_numbers(e["y_scale"], (*path, "y_scale"))
+                for s, sp in zip(scales, spaths, strict=True):
+                    self.check_scale(s, sp)
                 enc.scale = scales
                 enc.enc_type = "PER_TENSOR" if not isinstance(e["y_scale"], list) else \
                     "PER_CHANNEL"
@@ -477,7 +481,7 @@ class _Reader:
                              key=True, hint=f"an {od} encoding needs y_scale (and y_zero_point "
                              "unless it is 0)")
         ys = e["y_scale"]
-        scales, shape = self.flat_numbers(ys, (*path, "y_scale"))
+        scales, shape, spaths = self.flat_numbers(ys, (*path, "y_scale"))
         if len(shape) > 1:
             enc.enc_type = "PER_BLOCK"
             enc.extra["scale_shape"] = list(shape)
@@ -487,8 +491,9 @@ class _Reader:
         elif shape:
             enc.enc_type = "PER_CHANNEL"
         zps: list[float]
+        zpaths: list[PathT] = spaths
         if "y_zero_point" in e:
-            zps, zshape = self.flat_numbers(e["y_zero_point"], (*path, "y_zero_point"))
+            zps, zshape, zpaths = self.flat_numbers(e["y_zero_point"], (*path, "y_zero_point"))
             if zshape != shape:
                 raise self.error(
                     "E135", f"y_zero_point of '{enc.name}' has shape {list(zshape)}, y_scale has "
@@ -498,15 +503,12 @@ class _Reader:
         else:
             zps = [0.0] * len(scales)
         lo, hi = zero_point_range(bits, bool(signed))
-        for i, (s, z) in enumerate(zip(scales, zps)):
-            at = (i,) if shape else ()
-            self.check_scale(s, (*path, "y_scale", *self._nested(shape, i)) if at else
-                             (*path, "y_scale"))
+        for s, sp in zip(scales, spaths, strict=True):
+            self.check_scale(s, sp)
+        for z, zp in zip(zps, zpaths, strict=True):
             if not lo <= z <= hi:
-                zpath = (*path, "y_zero_point", *self._nested(shape, i)) if at else \
-                    (*path, "y_zero_point")
                 raise self.error("E133", f"y_zero_point {_show(z)} does not fit {od} "
-                                 f"[{lo}, {hi}]", zpath,
+                                 f"[{lo}, {hi}]", zp,
                                  hint="2.x zero points are ONNX zero points of output_dtype")
         enc.scale = scales
         enc.offset = [offset_from_zero_point(z, bits, bool(signed)) for z in zps]
@@ -531,38 +533,32 @@ class _Reader:
                                  f"'{enc.name}'", path, key=True)
             float_scale, int_scale = e["per_channel_float_scale"], e["per_block_int_scale"]
             where = (*path, "per_channel_float_scale")
-        scales, _ = self.flat_numbers(float_scale, where)
-        for s in scales:
-            self.check_scale(s, where)
+        scales, _, spaths = self.flat_numbers(float_scale, where)
+        for s, sp in zip(scales, spaths, strict=True):
+            self.check_scale(s, sp)
         enc.scale = scales
         enc.offset = [-float(1 << (enc.bitwidth - 1))] * len(scales)
         enc.extra["per_block_int_scale"] = int_scale
         enc.min, enc.max = enc.grid_ranges()
         return enc
 
-    @staticmethod
-    def _nested(shape: tuple[int, ...], i: int) -> tuple[int, ...]:
-        if len(shape) <= 1:
-            return (i,)
-        out = []
-        for dim in reversed(shape):
-            out.append(i % dim)
-            i //= dim
-        return tuple(reversed(out))
-
-    def flat_numbers(self, v: Any, path: PathT) -> tuple[list[float], tuple[int, ...]]:
-        """Row-major values and shape of a number or (regular) nested list of numbers."""
+    def flat_numbers(
+        self, v: Any, path: PathT
+    ) -> tuple[list[float], tuple[int, ...], list[PathT]]:
+        """Row-major values, shape and value paths of a number or regular nested list."""
         if not isinstance(v, list):
             self.check_finite(v, path)
-            return [float(v)], ()
+            return [float(v)], (), [path]
         parts = [self.flat_numbers(x, (*path, i)) for i, x in enumerate(v)]
         inner = parts[0][1]
-        for i, (_, shp) in enumerate(parts):
+        for i, (_, shp, _) in enumerate(parts):
             if shp != inner:
                 raise self.error("E135", f"'{_field_name(path)}' is not a regular nested list: "
                                  f"row {i} has shape {list(shp)}, row 0 {list(inner)}",
                                  (*path, i))
-        return [x for vals, _ in parts for x in vals], (len(v), *inner)
+        values = [x for vals, _, _ in parts for x in vals]
+        paths = [p for _, _, ps in parts for p in ps]
+        return values, (len(v), *inner), paths
 
     # -- value checks ---------------------------------------------------------------------------
 

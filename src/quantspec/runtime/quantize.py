@@ -23,6 +23,7 @@ scalar path; short rows are processed as broadcasting blocks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,24 +42,29 @@ F32 = np.float32
 
 @dataclass(frozen=True)
 class _Consts:
-    """Per-channel float32 kernel constants; ``a``/``b`` are semantics-specific (see below)."""
+    """Kernel constants in float32, per channel (arrays) or for one channel (scalars)."""
 
-    div: np.ndarray  # onnx: scale (x/div); aimet: delta; vitis: 1/scale (x*div)
-    fin: np.ndarray  # the factor of the final multiply: scale, delta, or float32(1)/(1/scale)
-    lo: np.ndarray  # centred grid bounds
-    hi: np.ndarray
-    a: np.ndarray  # aimet: float32(min)
-    b: np.ndarray  # aimet: float32(max)
-    off: np.ndarray  # aimet: float32(offset)
-    zp: np.ndarray  # storage zero point (float32)
+    div: Any  # onnx/aimet: scale (x / div); vitis: float32(1/scale) (x * div)
+    fin: Any  # factor of the final multiply: scale, or float32(1)/(1/scale) for vitis
+    lo: Any  # centred grid bounds: offset, offset + num_steps
+    hi: Any
+    a: Any  # aimet: float32(min), float32(max), float32(offset)
+    b: Any
+    off: Any
+    zp: Any  # storage zero point
+    lo_max: float = 0.0  # bounds for the "already inside the grid" test
+    hi_min: float = 0.0
 
     def take(self, c0: int, c1: int, scalar: bool) -> _Consts:
         if scalar:
-            return _Consts(*(F32(getattr(self, f)[c0]) for f in _FIELDS))
-        return _Consts(*(getattr(self, f)[c0:c1, None] for f in _FIELDS))
+            vals = [F32(getattr(self, f)[c0]) for f in _FIELDS]
+        else:
+            vals = [getattr(self, f)[c0:c1, None] for f in _FIELDS]
+        return _Consts(*vals, lo_max=float(np.max(vals[2])), hi_min=float(np.min(vals[3])))
 
 
 _FIELDS = ("div", "fin", "lo", "hi", "a", "b", "off", "zp")
+_Bufs = tuple[np.ndarray, np.ndarray] | None
 
 
 def _consts(enc: Encoding, semantics: str) -> _Consts:
@@ -114,36 +120,31 @@ def _round(ov: np.ndarray, mode: str) -> None:
         round_array(ov, mode, out=ov)
 
 
-def _clamp(ov: np.ndarray, k: _Consts, lo_full: np.ndarray | None,
-           hi_full: np.ndarray | None) -> None:
+def _clamp(ov: np.ndarray, k: _Consts, bufs: tuple[np.ndarray, np.ndarray] | None) -> None:
     # Most chunks are inside the grid; two reductions are cheaper than two clamping passes.
     # A NaN makes both tests fail, and fmax() then maps it to lo.
     if ov.size == 0:
         return
-    lo = k.lo if lo_full is None else lo_full[: ov.size]
-    hi = k.hi if hi_full is None else hi_full[: ov.size]
-    if not ov.min() >= np.max(k.lo):
+    lo, hi = (k.lo, k.hi) if bufs is None else (bufs[0][: ov.size], bufs[1][: ov.size])
+    if not ov.min() >= k.lo_max:
         np.fmax(ov, lo, out=ov)
-    if not ov.max() <= np.min(k.hi):
+    if not ov.max() <= k.hi_min:
         np.fmin(ov, hi, out=ov)
 
 
-def _centred_onnx(xv: np.ndarray, ov: np.ndarray, k: _Consts, mode: str,
-                  lo_full: np.ndarray | None, hi_full: np.ndarray | None) -> None:
+def _centred_onnx(xv: np.ndarray, ov: np.ndarray, k: _Consts, mode: str, bufs: _Bufs) -> None:
     np.divide(xv, k.div, out=ov)
     _round(ov, mode)
-    _clamp(ov, k, lo_full, hi_full)
+    _clamp(ov, k, bufs)
 
 
-def _centred_vitis(xv: np.ndarray, ov: np.ndarray, k: _Consts, mode: str,
-                   lo_full: np.ndarray | None, hi_full: np.ndarray | None) -> None:
+def _centred_vitis(xv: np.ndarray, ov: np.ndarray, k: _Consts, mode: str, bufs: _Bufs) -> None:
     np.multiply(xv, k.div, out=ov)
     _round(ov, mode)
-    _clamp(ov, k, lo_full, hi_full)
+    _clamp(ov, k, bufs)
 
 
-def _centred_aimet(xv: np.ndarray, ov: np.ndarray, k: _Consts, mode: str,
-                   lo_full: np.ndarray | None, hi_full: np.ndarray | None) -> None:
+def _centred_aimet(xv: np.ndarray, ov: np.ndarray, k: _Consts, mode: str, bufs: _Bufs) -> None:
     # aimet.md C.5, all float32: NaN -> min; clamp to [min, max]; round(x/delta - offset).
     np.fmax(xv, k.a, out=ov)
     np.fmin(ov, k.b, out=ov)
@@ -249,35 +250,43 @@ def fake_quantize(
     consts = _consts(encoding, semantics)
     centred = _CENTRED[semantics]
     tasks = _tasks(x32, res, axis, encoding.channels)
-    lo_full = hi_full = None
-    if tasks and tasks[0][4]:
-        # Constant arrays: numpy's fmax/fmin are several times faster array-array than with a
-        # scalar operand. Shared read-only by all threads.
-        n = min(CHUNK, x32.size)
-        lo_full = np.empty(n, F32)
-        hi_full = np.empty(n, F32)
+    per_row = [consts.take(c, c + 1, True) for c in range(encoding.channels)]
+    bufs = _ClampBuffers(min(CHUNK, x32.size))
 
     def run(task: tuple[Any, ...]) -> None:
         xv, ov, c0, c1, scalar = task
-        k = consts.take(c0, c1, scalar)
-        lo_f = hi_f = None
-        if scalar and lo_full is not None:
-            lo_f, hi_f = _full(lo_full, k.lo), _full(hi_full, k.hi)
-        centred(xv, ov, k, mode, lo_f, hi_f)
+        k = per_row[c0] if scalar else consts.take(c0, c1, False)
+        centred(xv, ov, k, mode, bufs.get(k) if scalar else None)
         np.multiply(ov, k.fin, out=ov)
 
-    if encoding.channels == 1 and lo_full is not None:
-        lo_full.fill(consts.lo[0])
-        hi_full.fill(consts.hi[0])  # type: ignore[union-attr]
     run_tasks(run, tasks, x32.size)
     return res
 
 
-def _full(buf: np.ndarray | None, value: Any) -> np.ndarray | None:
-    # Per-tensor buffers are pre-filled; per-row buffers are refilled when the value changes.
-    if buf is not None and (buf.size == 0 or buf[0] != value or buf[-1] != value):
-        buf.fill(value)
-    return buf
+class _ClampBuffers:
+    """Constant arrays holding a chunk's clamp bounds, one pair per thread.
+
+    numpy's fmax/fmin run several times faster array-with-array than array-with-scalar, so the
+    bounds are materialized once per (thread, bound value) and reused by every chunk.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.local = threading.local()
+
+    def get(self, k: _Consts) -> tuple[np.ndarray, np.ndarray]:
+        cached = getattr(self.local, "pair", None)
+        if cached is None:
+            cached = (np.empty(self.size, F32), np.empty(self.size, F32), [None, None])
+            self.local.pair = cached
+        lo, hi, vals = cached
+        if vals[0] != k.lo:
+            lo.fill(k.lo)
+            vals[0] = k.lo
+        if vals[1] != k.hi:
+            hi.fill(k.hi)
+            vals[1] = k.hi
+        return lo, hi
 
 
 def quantize(
@@ -315,7 +324,7 @@ def quantize(
         xv, qv, c0, c1, scalar = task
         k = consts.take(c0, c1, scalar)
         scratch = np.empty(xv.shape, F32)
-        centred(xv, scratch, k, mode, None, None)
+        centred(xv, scratch, k, mode, None)
         np.add(scratch, k.zp, out=scratch)
         np.copyto(qv, scratch, casting="unsafe")
 

@@ -1,0 +1,247 @@
+"""The ``quantspec`` command line. Each subcommand is one library call plus formatting.
+
+Exit codes: 0 ok, 1 findings or errors in the input, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+from .errors import Diagnostic, QuantspecError, Report
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2 with a short message
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="quantspec", description="One rule language for quantization configs.")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    def profile_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("profile", help="profile: .qspec, AIMET/Vitis JSON, AMCT .cfg, encodings")
+        sp.add_argument("--from", dest="dialect", help="dialect of PROFILE (default: detect)")
+        sp.add_argument("--param-bw", type=int, default=8, help="AIMET default_param_bw")
+        sp.add_argument("--act-bw", type=int, default=8, help="AIMET default_activation_bw")
+        sp.add_argument("--aimet-version", default="2", choices=("1", "2"),
+                        help="AIMET semantics (supergroup matching, implicit rules)")
+        sp.add_argument("--allow-outside", action="store_true",
+                        help="let extends read files outside the profile's directory")
+
+    c = sub.add_parser("compile", help="resolve a profile against an ONNX model into a plan")
+    profile_args(c)
+    c.add_argument("--model", required=True, help="ONNX model")
+    c.add_argument("-o", "--output", help="write the plan here (default: stdout)")
+
+    e = sub.add_parser("explain", help="which rule decided each field of a tensor")
+    profile_args(e)
+    e.add_argument("--model", required=True)
+    e.add_argument("--tensor", required=True, action="append", help="tensor name (repeatable)")
+
+    f = sub.add_parser("fmt", help="print a .qspec file in canonical form")
+    f.add_argument("files", nargs="+")
+    f.add_argument("--check", action="store_true", help="exit 1 if a file is not canonical")
+    f.add_argument("--write", action="store_true", help="rewrite files in place (atomically)")
+
+    t = sub.add_parser("translate", help="translate a profile between dialects")
+    profile_args(t)
+    t.add_argument("--to", required=True,
+                   choices=("qspec", "aimet", "vitis", "amct", "encodings"))
+    t.add_argument("-o", "--output", help="output file (default: stdout)")
+    t.add_argument("--strict", action="store_true", help="fail when anything would be lost")
+
+    ln = sub.add_parser("lint", help="check profiles in any dialect")
+    ln.add_argument("files", nargs="+")
+    ln.add_argument("--model", help="also check the rules against this ONNX model")
+    ln.add_argument("--format", choices=("text", "json"), default="text")
+
+    sub.add_parser("profiles", help="list the stdlib profiles")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None,
+         stderr: IO[str] | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return int(COMMANDS[args.cmd](args, out, err))
+    except QuantspecError as exc:
+        _print_error(exc, err)
+        if args.debug:
+            raise
+        return EXIT_FINDINGS
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+    except Exception as exc:  # a bug, not bad input: say so without a traceback by default
+        if args.debug:
+            raise
+        err.write(f"quantspec: internal error: {type(exc).__name__}: {exc}\n"
+                  "  run again with --debug for a traceback\n")
+        return 3
+
+
+def _print_error(exc: QuantspecError, err: IO[str]) -> None:
+    for d in exc.diagnostics:
+        err.write(_render(d) + "\n")
+
+
+def _render(d: Diagnostic) -> str:
+    text = None
+    if d.span is not None and d.span.line and os.path.isfile(d.span.file):
+        try:
+            with open(d.span.file, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            text = None
+    return d.render(text)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .lang.load import load
+
+    return load(args.profile, args.dialect, args.allow_outside, param_bw=args.param_bw,
+                act_bw=args.act_bw, version=args.aimet_version)
+
+
+def _compile(args: argparse.Namespace) -> Any:
+    from .compiler import compile_profile
+    from .graph import Graph
+
+    prof = _load(args)
+    graph = Graph.load(args.model)
+    return compile_profile(prof, graph, os.path.basename(args.model))
+
+
+def cmd_compile(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    plan = _compile(args)
+    text = plan.dumps()
+    if args.output:
+        from .fileio import write_atomic
+
+        write_atomic(args.output, text)
+        s = plan.summary()
+        err.write(f"wrote {args.output}: {s['tensors']} tensors, {s['quantized']} quantized\n")
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .explain import explain
+
+    plan = _compile(args)
+    status = EXIT_OK
+    for name in args.tensor:
+        entry = plan.entry(name)
+        if entry is None:
+            from .errors import did_you_mean
+
+            hint = did_you_mean(name, [e.name for e in plan.entries])
+            err.write(f"{args.model}: E207 no tensor '{name}' in the model"
+                      + (f"\n  hint: {hint}" if hint else "") + "\n")
+            status = EXIT_FINDINGS
+            continue
+        out.write(explain(entry) + "\n")
+    return status
+
+
+def cmd_fmt(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .fileio import read_text, write_atomic
+    from .lang.format import format_text
+
+    status = EXIT_OK
+    for path in args.files:
+        text = read_text(path)
+        formatted = format_text(text, path)
+        if args.check:
+            if formatted != text:
+                err.write(f"{path}: not in canonical form (run quantspec fmt --write)\n")
+                status = EXIT_FINDINGS
+        elif args.write:
+            if formatted != text:
+                write_atomic(path, formatted)
+                err.write(f"reformatted {path}\n")
+        else:
+            out.write(formatted)
+    return status
+
+
+def cmd_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from . import dialects
+    from .lang.load import read_profile
+
+    from .fileio import read_text
+
+    text = read_text(args.profile)
+    prof = read_profile(text, args.profile, args.dialect, param_bw=args.param_bw,
+                        act_bw=args.act_bw, version=args.aimet_version)
+    report = Report()
+    result = dialects.get(args.to).write(prof, report)
+    for d in report.diagnostics:
+        err.write(_render(d) + "\n")
+    if args.strict and report.diagnostics:
+        err.write(f"translate --strict: {len(report.diagnostics)} item(s) cannot be held by "
+                  f"{args.to}; nothing written\n")
+        return EXIT_FINDINGS
+    if args.output:
+        from .fileio import write_atomic
+
+        if os.path.abspath(args.output) == os.path.abspath(args.profile):
+            raise QuantspecError("E501", "refusing to overwrite the input file",
+                                 hint="choose another -o path")
+        write_atomic(args.output, result)
+    else:
+        out.write(result)
+    return EXIT_OK
+
+
+def cmd_lint(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .lint import lint_files
+
+    diags = lint_files(args.files, args.model)
+    if args.format == "json":
+        out.write(json.dumps([d.to_json() for d in diags], indent=1) + "\n")
+    else:
+        for d in diags:
+            out.write(_render(d) + "\n")
+    return EXIT_FINDINGS if diags else EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .lang.load import stdlib_names, stdlib_text
+
+    for name in stdlib_names():
+        text = stdlib_text(name) or ""
+        first = next((ln[1:].strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        out.write(f"{name:32s} {first}\n")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "compile": cmd_compile,
+    "explain": cmd_explain,
+    "fmt": cmd_fmt,
+    "translate": cmd_translate,
+    "lint": cmd_lint,
+    "profiles": cmd_profiles,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
