@@ -184,9 +184,8 @@ def cmd_fmt(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from . import dialects
-    from .lang.load import read_profile
-
     from .fileio import read_text
+    from .lang.load import read_profile
 
     text = read_text(args.profile)
     prof = read_profile(text, args.profile, args.dialect, param_bw=args.param_bw,

@@ -10,6 +10,7 @@ the graph the compiler sees. Named in profiles as ``passes matmul_add, layer_nor
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..graph import Graph, Node
 
@@ -194,7 +195,9 @@ def run_passes(g: Graph, names: list[str]) -> Graph:
     # tensors inside the fused nodes (and constants only they read) leave the graph
     live = {n for node in nodes for n in (*node.inputs, *node.outputs) if n}
     live |= set(g.inputs) | set(g.outputs)
-    tensors = {k: v for k, v in g.tensors.items() if k in live}
+    # copies: classify() below must not touch the caller's graph
+    tensors = {k: replace(v, consumers=[], param_of=[]) for k, v in g.tensors.items()
+               if k in live}
     ng = Graph(nodes, tensors, list(g.inputs), list(g.outputs), g.path, g.fused + fused_info)
     ng._link()
     ng.classify()

@@ -333,6 +333,7 @@ class _Reader:
             if "is_symmetric" in oc:
                 s = self.span(*path, "is_symmetric")
                 out["symmetric"] = inp["symmetric"] = (self.b(oc["is_symmetric"]), s)
+            forced_sym = False
             ec = oc.get("encoding_constraints")
             if ec is not None:
                 s = self.span(*path, "encoding_constraints")
@@ -340,10 +341,14 @@ class _Reader:
                 hi = float(ec["max"]) if ec.get("max") is not None else None
                 out["fixed_range"] = ((lo, hi), s)
                 # aimet.md C.2: a range symmetric around 0 forces a symmetric quantizer
-                if hi is not None and math.isclose(lo, -hi, rel_tol=1e-5, abs_tol=1e-8):
-                    out["symmetric"] = (True, s)
+                forced_sym = hi is not None and math.isclose(lo, -hi, rel_tol=1e-5, abs_tol=1e-8)
             self.add(ir.Selector("op", op_types=(t,), slot="input"), inp, self.span(*path), g)
             self.add(ir.Selector("op", op_types=(t,), slot="output"), out, self.span(*path), g)
+            if forced_sym:
+                self.derived(ir.Selector("op", op_types=(t,), slot="output"),
+                             {"symmetric": True}, "a fixed range symmetric around 0 makes the "
+                             "quantizer symmetric (aimet.md C.2)",
+                             self.span(*path, "encoding_constraints"), group=g)
             for ptype, pc in oc.get("params", {}).items():
                 if ptype not in ir.KNOWN_PARAM_ROLES:
                     continue

@@ -76,6 +76,8 @@ class TensorEncoding:
     signed: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     span: Span | None = field(default=None, compare=False)
+    # Where each part was read: "bitwidth", "dtype", "symmetric", "range", "axis".
+    spans: dict[str, Span] = field(default_factory=dict, compare=False)
 
     # -- construction ---------------------------------------------------------------------------
 

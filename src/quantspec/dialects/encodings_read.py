@@ -135,6 +135,15 @@ class _Reader:
         """Span of the value at ``path`` (falls back to the nearest ancestor)."""
         return self.pos.value_span(path)
 
+    def field_spans(self, path: PathT, fields: dict[str, str]) -> dict[str, Span]:
+        """Spans of the entry fields that exist, by model part (for IR setting spans)."""
+        out = {}
+        for part, key in fields.items():
+            span = self.pos.spans.get((*path, key))
+            if span is not None:
+                out[part] = span
+        return out
+
     def key_span(self, path: PathT) -> Span:
         return self.pos.key_spans.get(tuple(path)) or self.span(path)
 
@@ -346,6 +355,10 @@ class _Reader:
             enc_type="PER_CHANNEL" if len(chans) > 1 else "PER_TENSOR",
             span=self.key_span(path),
         )
+        enc.spans = self.field_spans(path + (0,), {
+            "bitwidth": "bitwidth", "dtype": "dtype", "symmetric": "is_symmetric",
+            "range": "min" if "min" in first else "scale",
+        })
         if dtype == "float":
             return enc
         grids = [self.legacy_channel(ch, (*path, i), bits) for i, ch in enumerate(chans)]
@@ -414,6 +427,8 @@ class _Reader:
             symmetric=bool(e["is_sym"]) if dtype == "int" else None, enc_type=enc_type,
             block_size=_opt_int(e.get("block_size")), span=self.span(path),
         )
+        enc.spans = self.field_spans(path, {"bitwidth": "bw", "dtype": "dtype",
+                                            "symmetric": "is_sym", "range": "scale"})
         if dtype == "float":
             return enc
         for key in ("compressed_bw", "per_block_int_scale", "zero_point_shift"):
@@ -464,6 +479,8 @@ class _Reader:
             symmetric=None, axis=_opt_int(e.get("axis")), block_size=_opt_int(e.get("block_size")),
             span=self.span(path),
         )
+        enc.spans = self.field_spans(path, {"bitwidth": "output_dtype", "dtype": "output_dtype",
+                                            "range": "y_scale", "axis": "axis"})
         if dtype == "float":
             enc.extra["output_dtype"] = od
             if "y_scale" in e:  # scaled fp8 (aimet.md D)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from typing import Any
 
 from ..errors import QuantspecError
@@ -266,8 +267,6 @@ def _v2_lpbq(enc: TensorEncoding, version: str, d: dict[str, Any],
 
 def _with_kind(enc: TensorEncoding, param_names: Collection[str]) -> TensorEncoding:
     if enc.name in param_names and enc.kind != "param":
-        from dataclasses import replace
-
         return replace(enc, kind="param")
     return enc
 

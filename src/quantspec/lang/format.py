@@ -40,43 +40,38 @@ def format_profile(p: ir.Profile, comments: bool = True) -> str:
 
 def format_text(text: str, file: str = "<string>") -> str:
     """Reformat .qspec ``text``: statements in source order, comments and paragraph breaks
-    kept (a comment belongs to the statement after it; a trailing comment to its statement).
+    kept. A comment on its own line stays before the statement that follows it; a comment at
+    the end of a statement's line stays at the end of that statement's first line.
     """
     from .parse import parse
 
     p = parse(text, file)
     chunks = sorted((c for _, c in _chunks(p, False)), key=lambda c: c.line)
-    comments = list(_comments(text))
+    comments = _comments(text)
     src = text.splitlines()
     out: list[str] = []
     ci = 0
-    for i, chunk in enumerate(chunks):
-        nxt_line = chunk.line
-        lead: list[str] = []
-        first_lead = nxt_line
-        while ci < len(comments) and comments[ci][0] < nxt_line:
-            line, body, trailing = comments[ci]
-            if trailing and i > 0 and out:
-                out.append(body)  # trailing comment of the previous statement, kept after it
-            else:
-                if not lead:
-                    first_lead = line
-                lead.append(body)
+    for chunk in chunks:
+        first = True
+        while ci < len(comments) and comments[ci][0] < chunk.line and not comments[ci][2]:
+            line, body, _ = comments[ci]
+            if out and _blank_before(src, line) and (first or out[-1] != ""):
+                out.append("")
+            out.append(body)
+            first = False
             ci += 1
-        if out and _blank_before(src, first_lead):
+        if first and out and _blank_before(src, chunk.line):
             out.append("")
-        out += lead
-        out += chunk.lines
-        # trailing comments on the lines of this chunk's first line stay with it
-        while ci < len(comments) and comments[ci][2] and comments[ci][0] <= max(chunk.end,
-                                                                               chunk.line):
-            out.append(comments[ci][1])
+        lines = list(chunk.lines)
+        end = max(chunk.end, chunk.line)
+        while ci < len(comments) and comments[ci][2] and comments[ci][0] <= end:
+            lines[0] = f"{lines[0]}  {comments[ci][1]}"
             ci += 1
-    rest = [body for _, body, _ in comments[ci:]]
-    if rest:
-        if out:
+        out += lines
+    for line, body, _ in comments[ci:]:
+        if out and _blank_before(src, line):
             out.append("")
-        out += rest
+        out.append(body)
     return "\n".join(out) + "\n"
 
 
