@@ -37,7 +37,7 @@ def run(outdir: Path) -> int:
     a = json.loads((outdir / "plan_aimet.json").read_text())["tensors"]
     b = json.loads((outdir / "plan_qspec.json").read_text())["tensors"]
     keys = ("quantized", "bits", "symmetric", "per_channel", "axis", "fixed_range", "shared_with")
-    diff = [x["name"] for x, y in zip(a, b) if any(x[k] != y[k] for k in keys)]
+    diff = [x["name"] for x, y in zip(a, b, strict=True) if any(x[k] != y[k] for k in keys)]
     print(f"plans agree on {len(a) - len(diff)}/{len(a)} tensors", flush=True)
     return 1 if diff else 0
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from .errors import QuantspecError
 from .source import Span
 
-MAX_INPUT_BYTES = 64 * 1024 * 1024  # text configs; ONNX models are read by onnx with their own checks
+# text configs; ONNX models are read by onnx with their own checks
+MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
 def read_text(path: str | os.PathLike[str], limit: int = MAX_INPUT_BYTES) -> str:

@@ -147,8 +147,9 @@ class Graph:
 
         nodes: list[Node] = []
         for i, n in enumerate(g.node):
+            skip = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute
-                     if a.type != onnx.AttributeProto.GRAPH and a.type != onnx.AttributeProto.GRAPHS}
+                     if a.type not in skip}
             node = Node(i, n.name or f"{n.op_type}_{i}", n.op_type, n.domain,
                         list(n.input), list(n.output), attrs)
             nodes.append(node)

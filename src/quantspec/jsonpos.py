@@ -158,7 +158,8 @@ class _Reader:
             self.ws()
             if not self.text.startswith('"', self.pos):
                 if self.text.startswith("}", self.pos):
-                    raise self.fail("trailing comma before '}'", hint="JSON allows no trailing comma")
+                    raise self.fail("trailing comma before '}'",
+                                    hint="JSON allows no trailing comma")
                 raise self.fail("expected a string key in double quotes")
             kstart = self.pos
             key = self.string()
@@ -195,7 +196,8 @@ class _Reader:
                 self.pos += 1
                 self.ws()
                 if self.text.startswith("]", self.pos):
-                    raise self.fail("trailing comma before ']'", hint="JSON allows no trailing comma")
+                    raise self.fail("trailing comma before ']'",
+                                    hint="JSON allows no trailing comma")
                 continue
             if self.text.startswith("]", self.pos):
                 self.pos += 1

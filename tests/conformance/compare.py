@@ -30,7 +30,8 @@ def _eq(field: str, a: Any, b: Any) -> bool:
         if a is None or b is None:
             return a is None and b is None
         return all((x is None and y is None) or (x is not None and y is not None and
-                   math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)) for x, y in zip(a, b))
+                   math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12))
+                   for x, y in zip(a, b, strict=True))
     if field == "shared_with":
         return set(a) == set(b)
     return bool(a == b)

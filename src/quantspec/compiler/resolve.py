@@ -90,7 +90,7 @@ def compile_profile(profile: ir.Profile, graph: Graph, model_name: str = "") -> 
     hist: dict[str, dict[str, list[tuple[ir.Rule | _Synthetic, Any]]]] = {n: {} for n in cands}
     conflicts = opts["conflicts"] == "error"
     found: list[tuple[Any, ...]] = []
-    for key, rule, sel, values in rules:
+    for _key, rule, sel, values in rules:
         for name in sel:
             h = hist[name]
             for field, value in values.items():

@@ -3,9 +3,9 @@
 Semantics follow the runtimes that tie quantizers (aimet.md B.8):
 
 * ``output_to_input``: the op's output reuses the encoding of its first activation input. The
-  input is found walking back through ``through`` ops (whose outputs carry no quantizer). No tie
-  when that input or the output is not quantized, or when the output has a fixed range and the input feeds
-  several ops. The shared settings merge both sides: fewer bits, symmetric if either is,
+  input is found walking back through ``through`` ops (whose outputs carry no quantizer).
+  No tie when that input or the output is not quantized, or when the output has a fixed
+  range and the input feeds several ops. The shared settings merge both sides: fewer bits, symmetric if either is,
   unsigned-symmetric if either is, fixed ranges united (symmetric + fixed -> [-absmax, absmax]).
 * ``inputs_to_output``: each activation input (walked back the same way) reuses the output's
   encoding, unless it is not quantized, feeds several ops or has a fixed range of its own. When
@@ -116,7 +116,7 @@ def _out_to_in(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
     src = _walk_back(ctx, ins[0], tie.through)
     if not (ctx.quantized(src) and ctx.quantized(out)) or _passes_through(ctx, src, tie):
         return
-    eo, es = ctx.entries[out], ctx.entries[src]
+    eo = ctx.entries[out]
     rep = uf.find(src)
     fans_out = len(ctx.graph.tensors[src].consumers) > 1
     if eo.get("fixed_range") is not None and fans_out:

@@ -187,7 +187,8 @@ class _Reader:
         # B.1 / B.2 step 7: bit widths come from QuantizationSimModel, not the file
         self.derived(ir.Selector("defaults", slot="tensor"),
                      {"dtype": "int", "bits": self.act_bw},
-                     f"activation bit width {self.act_bw} (QuantizationSimModel default_activation_bw)")
+                     f"activation bit width {self.act_bw} "
+                     "(QuantizationSimModel default_activation_bw)")
         self.derived(ir.Selector("defaults", slot="param"), {"bits": self.param_bw},
                      f"parameter bit width {self.param_bw} (QuantizationSimModel default_param_bw)")
         self.defaults()
