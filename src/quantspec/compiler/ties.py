@@ -5,8 +5,9 @@ Semantics follow the runtimes that tie quantizers (aimet.md B.8):
 * ``output_to_input``: the op's output reuses the encoding of its first activation input. The
   input is found walking back through ``through`` ops (whose outputs carry no quantizer).
   No tie when that input or the output is not quantized, or when the output has a fixed
-  range and the input feeds several ops. The shared settings merge both sides: fewer bits, symmetric if either is,
-  unsigned-symmetric if either is, fixed ranges united (symmetric + fixed -> [-absmax, absmax]).
+  range and the input feeds several ops. The shared settings merge both sides: fewer bits,
+  symmetric if either is, unsigned-symmetric if either is, fixed ranges united
+  (symmetric + fixed -> [-absmax, absmax]).
 * ``inputs_to_output``: each activation input (walked back the same way) reuses the output's
   encoding, unless it is not quantized, feeds several ops or has a fixed range of its own. When
   every input shares one fixed range, the output takes it.

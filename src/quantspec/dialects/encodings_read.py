@@ -192,7 +192,7 @@ class _Reader:
             raise self.error(
                 "E131", f"version {ver} does not use this layout: {_LAYOUT_TEXT[shape]}",
                 (where,), key=True,
-                hint=f"{_LAYOUT_TEXT[layout]} in {ver}; set \"version\" to match the content",
+                hint=f"in {ver} {_LAYOUT_TEXT[layout]}; set \"version\" to match the content",
             )
         return layout, ver, declared
 
@@ -215,7 +215,13 @@ class _Reader:
 
     def check_schema(self, doc: dict[str, Any], layout: str) -> None:
         found: list[tuple[tuple[int, int, int], QuantspecError]] = []
-        for err in _validator(layout).iter_errors(doc):
+        errors = list(_validator(layout).iter_errors(doc))
+        # A misspelt field explains the "missing" one: report the spelling, with its hint.
+        misspelt = {tuple(e.absolute_path) for e in errors
+                    if e.validator == "additionalProperties" and self.strict}
+        for err in errors:
+            if err.validator == "required" and tuple(err.absolute_path) in misspelt:
+                continue
             converted = self._convert(err, layout)
             if converted is None:
                 continue
@@ -395,7 +401,7 @@ class _Reader:
         if "offset" in ch:
             # AIMET's loader accepts legacy offsets in [-2**bw, 2**bw - 1] (aimet.md D).
             self.check_offset(ch["offset"], (*path, "offset"), -(1 << bits), (1 << bits) - 1,
-                              f"a {bits}-bit legacy offset")
+                              f"{bits}-bit legacy offsets")
         if ("min" in ch) != ("max" in ch):
             have, lack = ("min", "max") if "min" in ch else ("max", "min")
             raise self.error("E137", f"'{have}' without '{lack}'", (*path, have),
@@ -454,7 +460,7 @@ class _Reader:
         for i, o in enumerate(offset):
             self.check_finite(o, (*path, "offset", i))
             self.check_offset(o, (*path, "offset", i), -levels(bits), 0,
-                              f"a {bits}-bit TfEncoding offset", integral=integral)
+                              f"{bits}-bit TfEncoding offsets", integral=integral)
         enc.scale = [float(s) for s in scale]
         enc.offset = [float(o) + 0.0 for o in offset]
         enc.min, enc.max = enc.grid_ranges()
@@ -495,7 +501,7 @@ class _Reader:
             return self.v2_lpbq(e, path, enc)
         if "y_scale" not in e:
             raise self.error("E130", f"missing 'y_scale' in the encoding of '{enc.name}'", path,
-                             key=True, hint=f"an {od} encoding needs y_scale (and y_zero_point "
+                             key=True, hint=f"output_dtype {od} needs y_scale (and y_zero_point "
                              "unless it is 0)")
         ys = e["y_scale"]
         scales, shape, spaths = self.flat_numbers(ys, (*path, "y_scale"))
