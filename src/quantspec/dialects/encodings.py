@@ -154,7 +154,6 @@ def rule_for(enc: TensorEncoding) -> ir.Rule:
     }
     if enc.dtype == "int" and enc.enc_type == "LPBQ":
         # Blockwise with integer block scales has no IR form: keep its shape, not the numbers.
-        settings["bits"] = s(int(enc.extra.get("compressed_bw", enc.bitwidth)), "bitwidth")
         settings.update(symmetric=s(True, "symmetric"), per_channel=s(True, "range"))
         if enc.block_size is not None:
             settings["block_size"] = s(enc.block_size)
@@ -271,6 +270,8 @@ def _entry_from_settings(
         report.warn("W502", f"tensor '{name}': {', '.join(dropped)} cannot be held by an "
                     "encodings file; dropped", first.span if first and first.span else span)
     bits = int(get("bits", 16 if dtype == "float" else 8))
+    if "bits" not in settings:
+        report.warn("W503", f"tensor '{name}': no bit width; wrote {bits}", span)
     if dtype == "float":
         return TensorEncoding.float_(name, bits, kind)
     if not has_range:
@@ -283,6 +284,9 @@ def _entry_from_settings(
         return TensorEncoding(name=name, kind=kind, dtype="int", bitwidth=bits,
                               symmetric=None if sym is None else bool(sym.value), span=span)
     per_channel = encs is not None
+    if get("per_channel") and not per_channel:
+        report.warn("W502", f"tensor '{name}': per_channel without per-channel encodings; "
+                    "wrote its fixed_range as a per-tensor encoding", span)
     lows = [float(p[0]) for p in encs] if per_channel else float(fixed[0])
     highs = [float(p[1]) for p in encs] if per_channel else float(fixed[1])
     enc = TensorEncoding.from_min_max(

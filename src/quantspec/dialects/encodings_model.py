@@ -108,8 +108,9 @@ class TensorEncoding:
         if per_channel:
             enc_type = "PER_BLOCK" if block_size else "PER_CHANNEL"
         enc = cls(
-            name=name, kind=kind, dtype="int", bitwidth=bitwidth, symmetric=symmetric,
-            scale=scales, offset=offsets, axis=axis, block_size=block_size, signed=signed,
+            name=name, kind=kind, dtype="int", bitwidth=int(bitwidth), symmetric=bool(symmetric),
+            scale=scales, offset=offsets, axis=None if axis is None else int(axis),
+            block_size=None if block_size is None else int(block_size), signed=signed,
             enc_type=enc_type,
         )
         enc.min, enc.max = enc.grid_ranges()
@@ -148,7 +149,7 @@ class TensorEncoding:
     @classmethod
     def float_(cls, name: str, bitwidth: int = 16, kind: str = "activation") -> TensorEncoding:
         """A float (not integer-quantized) encoding, e.g. fp16 in a mixed-precision file."""
-        return cls(name=name, kind=kind, dtype="float", bitwidth=bitwidth, symmetric=None)
+        return cls(name=name, kind=kind, dtype="float", bitwidth=int(bitwidth), symmetric=None)
 
     # -- derived properties ---------------------------------------------------------------------
 

@@ -84,8 +84,7 @@ def read_file(
     layout, ver, declared = reader.detect_version(doc, version)
     reader.check_schema(doc, layout)
     reader.check_duplicate_keys()
-    entries = list(reader.entries(doc, layout))
-    reader.check_duplicate_tensors(entries)
+    entries = reader.unique_tensors(list(reader.entries(doc, layout)))
     extra = {k: v for k, v in doc.items() if k not in _KNOWN_TOP}
     return EncodingFile(
         version=ver,
@@ -263,8 +262,13 @@ class _Reader:
         if kw == "type":
             want = err.validator_value
             want = " or ".join(want) if isinstance(want, list) else want
+            hint = ""
+            if want == "boolean" and err.instance in ("True", "False"):
+                hint = f"1.0.0 writes JSON {str(err.instance).lower()} (0.6.1 wrote the string)"
+            elif want in ("number", "integer") and isinstance(err.instance, str):
+                hint = "write the number without quotes"
             return self.error("E130", f"'{field}' must be {_article(want)}, got "
-                              f"{_json_type(err.instance)}", path)
+                              f"{_json_type(err.instance)}", path, hint=hint)
         if kw in ("enum", "const"):
             choices = err.validator_value if kw == "enum" else [err.validator_value]
             shown = ", ".join(json.dumps(c) for c in choices)
@@ -306,19 +310,20 @@ class _Reader:
         raise QuantspecError("E136", f"duplicate {what}", again, related=[(first, "first at")],
                              hint="JSON readers keep the last one silently")
 
-    def check_duplicate_tensors(self, entries: list[TensorEncoding]) -> None:
+    def unique_tensors(self, entries: list[TensorEncoding]) -> list[TensorEncoding]:
+        """E136 for a tensor encoded twice; non-strict: the last entry wins, in its place."""
         seen: dict[str, TensorEncoding] = {}
         for e in entries:
-            if e.name in seen:
-                if not self.strict:
-                    continue
+            if e.name in seen and self.strict:
                 first = seen[e.name].span
                 raise QuantspecError(
                     "E136", f"tensor '{e.name}' has more than one encoding", e.span,
                     related=[(first, "first at")] if first else (),
                     hint="a tensor has one encoding (one per channel inside the entry)",
                 )
+            seen.pop(e.name, None)
             seen[e.name] = e
+        return list(seen.values())
 
     # -- entries --------------------------------------------------------------------------------
 
@@ -425,9 +430,16 @@ class _Reader:
 
     def v1_entry(self, e: dict[str, Any], path: PathT, kind: str) -> TensorEncoding:
         dtype = "int" if e["dtype"] == "INT" else "float"
+        enc_type = e["enc_type"]
         bits = int(e["bw"])
         self.check_bitwidth(dtype, bits, (*path, "bw"))
-        enc_type = e["enc_type"]
+        if enc_type == "LPBQ" and dtype == "int":
+            if "compressed_bw" not in e:
+                raise self.error("E130", f"missing 'compressed_bw' in the LPBQ encoding of "
+                                 f"'{e['name']}'", path, key=True)
+            # aimet.md D: LPBQ "bw" is the decompressed width; the grid has compressed_bw bits.
+            decompressed, bits = bits, int(e["compressed_bw"])
+            self.check_bitwidth(dtype, bits, (*path, "compressed_bw"))
         enc = TensorEncoding(
             name=e["name"], kind=kind, dtype=dtype, bitwidth=bits,
             symmetric=bool(e["is_sym"]) if dtype == "int" else None, enc_type=enc_type,
@@ -437,7 +449,9 @@ class _Reader:
                                             "symmetric": "is_sym", "range": "scale"})
         if dtype == "float":
             return enc
-        for key in ("compressed_bw", "per_block_int_scale", "zero_point_shift"):
+        if enc_type == "LPBQ":
+            enc.extra["decompressed_bw"] = decompressed
+        for key in ("per_block_int_scale", "zero_point_shift"):
             if key in e:
                 enc.extra[key] = e[key]
         scale, offset = e["scale"], e["offset"]
@@ -449,11 +463,9 @@ class _Reader:
         if enc_type in ("PER_BLOCK", "LPBQ") and "block_size" not in e:
             raise self.error("E130", f"missing 'block_size' in the {enc_type} encoding of "
                              f"'{enc.name}'", path, key=True)
-        if enc_type == "LPBQ":
-            for key in ("compressed_bw", "per_block_int_scale"):
-                if key not in e:
-                    raise self.error("E130", f"missing '{key}' in the LPBQ encoding of "
-                                     f"'{enc.name}'", path, key=True)
+        if enc_type == "LPBQ" and "per_block_int_scale" not in e:
+            raise self.error("E130", f"missing 'per_block_int_scale' in the LPBQ encoding of "
+                             f"'{enc.name}'", path, key=True)
         integral = "zero_point_shift" not in e  # 1.0.0 writes it only for non-integer offsets
         for i, s in enumerate(scale):
             self.check_scale(s, (*path, "scale", i))
@@ -505,9 +517,10 @@ class _Reader:
                              "unless it is 0)")
         ys = e["y_scale"]
         scales, shape, spaths = self.flat_numbers(ys, (*path, "y_scale"))
-        if len(shape) > 1:
+        if len(shape) > 1 or (shape and enc.block_size is not None):
             enc.enc_type = "PER_BLOCK"
-            enc.extra["scale_shape"] = list(shape)
+            if len(shape) > 1:
+                enc.extra["scale_shape"] = list(shape)
             if enc.block_size is None:
                 raise self.error("E130", f"missing 'block_size' in the blockwise encoding of "
                                  f"'{enc.name}'", path, key=True)

@@ -197,7 +197,9 @@ def _v1(enc: TensorEncoding) -> dict[str, Any]:
     if enc.enc_type in ("PER_BLOCK", "LPBQ"):
         d["block_size"] = _need(enc, enc.block_size, "block_size", "1.0.0")
     if enc.enc_type == "LPBQ":
-        d["compressed_bw"] = _need(enc, enc.extra.get("compressed_bw"), "compressed_bw", "1.0.0")
+        # aimet.md D: 1.0.0 "bw" is the decompressed width, "compressed_bw" the grid's.
+        d["bw"] = _need(enc, enc.extra.get("decompressed_bw"), "decompressed_bw", "1.0.0")
+        d["compressed_bw"] = enc.bitwidth
         d["per_block_int_scale"] = _flat(
             _need(enc, enc.extra.get("per_block_int_scale"), "per_block_int_scale", "1.0.0"))
     if "zero_point_shift" in enc.extra:
@@ -248,6 +250,8 @@ def _v2(enc: TensorEncoding, version: str, force: str | None,
 def _v2_lpbq(enc: TensorEncoding, version: str, d: dict[str, Any],
              default_axis: int | None) -> dict[str, Any]:
     int_scale = _need(enc, enc.extra.get("per_block_int_scale"), "per_block_int_scale", version)
+    if int_scale and not isinstance(int_scale[0], list) and len(int_scale) % enc.channels == 0:
+        int_scale = _reshape(list(int_scale), [enc.channels, len(int_scale) // enc.channels])
     if version == "2.0.0":
         d["per_channel_float_scale"] = list(enc.scale)
         d["per_block_int_scale"] = int_scale
