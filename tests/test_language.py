@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FIXTURES
+from qs_paths import FIXTURES
 
 from quantspec import ir
 from quantspec.errors import QuantspecError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from compare import compare
-from conftest import SHARED
+from qs_paths import SHARED
 
 from quantspec.compiler import compile_profile
 from quantspec.dialects import aimet

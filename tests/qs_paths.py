@@ -1,3 +1,5 @@
+"""Paths shared by the tests (a plain module, so no conftest.py name clash)."""
+
 from __future__ import annotations
 
 from pathlib import Path
