@@ -335,11 +335,21 @@ class Profile:
             tuple(sorted((k, repr(v.value)) for k, v in self.meta.items())),
         )
 
+    def meta_value(self, key: str, default: Any = None) -> Any:
+        s = self.meta.get(key)
+        return default if s is None else s.value
+
     def replace(self, **changes: Any) -> Profile:
         return replace(self, **changes)
 
     def user_rules(self) -> Iterator[Rule]:
         return (r for r in self.rules if not r.origin)
+
+
+def value_of(settings: Mapping[str, Setting], name: str) -> Any:
+    """The value of setting ``name``, or None when it is not set."""
+    s = settings.get(name)
+    return None if s is None else s.value
 
 
 def merge(base: Profile, child: Profile) -> Profile:

@@ -32,7 +32,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from ..errors import QuantspecError, Report, did_you_mean
-from ..ir import FIELDS, Calibration, Profile, Rule, Selector, Setting, Tie
+from ..ir import FIELDS, Calibration, Profile, Rule, Selector, Setting, Tie, value_of
 from ..source import Span
 from . import amct_pb2 as pb
 
@@ -1500,14 +1500,11 @@ def _as_mapping(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _value(s: Mapping[str, Setting], name: str) -> Any:
-    setting = s.get(name)
-    return None if setting is None else setting.value
+_value = value_of
 
 
 def _meta(profile: Profile, key: str) -> Any:
-    setting = profile.meta.get(META + key)
-    return None if setting is None else setting.value
+    return profile.meta_value(META + key)
 
 
 def _show(value: Any) -> str:

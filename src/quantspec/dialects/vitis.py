@@ -33,7 +33,7 @@ import jsonschema
 
 from .. import jsonpos
 from ..errors import QuantspecError, Report, did_you_mean
-from ..ir import FIELDS, Calibration, Profile, Rule, Selector, Setting
+from ..ir import FIELDS, Calibration, Profile, Rule, Selector, Setting, value_of
 from ..source import Span
 
 NAME = "vitis"
@@ -1231,14 +1231,11 @@ def _label(rule: Rule) -> str:
     return rule.selector.describe() + (f" ({rule.origin} default)" if rule.origin else "")
 
 
-def _value(s: Mapping[str, Setting], name: str) -> Any:
-    setting = s.get(name)
-    return None if setting is None else setting.value
+_value = value_of
 
 
 def _meta(profile: Profile, key: str) -> Any:
-    setting = profile.meta.get(META + key)
-    return None if setting is None else setting.value
+    return profile.meta_value(META + key)
 
 
 def _show(value: Any) -> str:
