@@ -6,15 +6,25 @@ Exit codes: 0 ok, 1 findings or errors in the input, 2 usage.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO
 
-from .errors import Diagnostic, QuantspecError, Report
+from .commands.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    compile_args,
+    profile_args,
+    render,
+)
+from .errors import QuantspecError, Report
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+# Subcommands defined in their own module (see quantspec.commands): name -> module.
+COMMAND_MODULES: dict[str, str] = {}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,16 +37,6 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="quantspec", description="One rule language for quantization configs.")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-
-    def profile_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("profile", help="profile: .qspec, AIMET/Vitis JSON, AMCT .cfg, encodings")
-        sp.add_argument("--from", dest="dialect", help="dialect of PROFILE (default: detect)")
-        sp.add_argument("--param-bw", type=int, default=8, help="AIMET default_param_bw")
-        sp.add_argument("--act-bw", type=int, default=8, help="AIMET default_activation_bw")
-        sp.add_argument("--aimet-version", default="2", choices=("1", "2"),
-                        help="AIMET semantics (supergroup matching, implicit rules)")
-        sp.add_argument("--allow-outside", action="store_true",
-                        help="let extends read files outside the profile's directory")
 
     c = sub.add_parser("compile", help="resolve a profile against an ONNX model into a plan")
     profile_args(c)
@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     ln.add_argument("--format", choices=("text", "json"), default="text")
 
     sub.add_parser("profiles", help="list the stdlib profiles")
+    for name, modname in COMMAND_MODULES.items():
+        mod = importlib.import_module(modname)
+        mod.add_arguments(sub.add_parser(name, help=mod.HELP))
     return p
 
 
@@ -79,6 +82,8 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None,
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     try:
+        if args.cmd in COMMAND_MODULES:
+            return int(importlib.import_module(COMMAND_MODULES[args.cmd]).run(args, out, err))
         return int(COMMANDS[args.cmd](args, out, err))
     except QuantspecError as exc:
         _print_error(exc, err)
@@ -98,38 +103,17 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None,
 
 def _print_error(exc: QuantspecError, err: IO[str]) -> None:
     for d in exc.diagnostics:
-        err.write(_render(d) + "\n")
+        err.write(render(d) + "\n")
 
 
-def _render(d: Diagnostic) -> str:
-    text = None
-    if d.span is not None and d.span.line and os.path.isfile(d.span.file):
-        try:
-            with open(d.span.file, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            text = None
-    return d.render(text)
 
 
-def _load(args: argparse.Namespace) -> Any:
-    from .lang.load import load
-
-    return load(args.profile, args.dialect, args.allow_outside, param_bw=args.param_bw,
-                act_bw=args.act_bw, version=args.aimet_version)
 
 
-def _compile(args: argparse.Namespace) -> Any:
-    from .compiler import compile_profile
-    from .graph import Graph
-
-    prof = _load(args)
-    graph = Graph.load(args.model)
-    return compile_profile(prof, graph, os.path.basename(args.model))
 
 
 def cmd_compile(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    plan = _compile(args)
+    plan = compile_args(args)
     text = plan.dumps()
     if args.output:
         from .fileio import write_atomic
@@ -145,7 +129,7 @@ def cmd_compile(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def cmd_explain(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .explain import explain
 
-    plan = _compile(args)
+    plan = compile_args(args)
     status = EXIT_OK
     for name in args.tensor:
         entry = plan.entry(name)
@@ -193,7 +177,7 @@ def cmd_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     report = Report()
     result = dialects.get(args.to).write(prof, report)
     for d in report.diagnostics:
-        err.write(_render(d) + "\n")
+        err.write(render(d) + "\n")
     if args.strict and report.diagnostics:
         err.write(f"translate --strict: {len(report.diagnostics)} item(s) cannot be held by "
                   f"{args.to}; nothing written\n")
@@ -218,7 +202,7 @@ def cmd_lint(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         out.write(json.dumps([d.to_json() for d in diags], indent=1) + "\n")
     else:
         for d in diags:
-            out.write(_render(d) + "\n")
+            out.write(render(d) + "\n")
     return EXIT_FINDINGS if diags else EXIT_OK
 
 
