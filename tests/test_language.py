@@ -26,6 +26,7 @@ def test_identity_covers_every_construct() -> None:
     scopes = {r.selector.scope for r in p.rules}
     assert scopes == set(ir.SCOPES)
     assert any(r.final for r in p.rules)
+    assert any(r.group for r in p.rules)
     assert {t.mode for t in p.ties} == {"", *ir.TIE_MODES}
     set_fields = {f for r in p.rules for f in r.settings}
     assert set(ir.FIELDS) <= set_fields
@@ -90,3 +91,22 @@ def test_error_renders_with_caret() -> None:
         "                  ^\n"
         "  hint: did you mean 'symmetric'?"
     )
+
+
+def test_group_disagreement_is_an_error_not_later_wins() -> None:
+    from models import conv_relu_add
+
+    from quantspec.compiler import compile_profile
+    from quantspec.graph import Graph
+
+    graph = Graph.from_model(conv_relu_add())
+    same = 'op Conv { output { off } }\nop Relu { input { on } }\n'
+    plan = compile_profile(parse(same), graph)
+    assert plan.entry("c1").get("quantized") is True  # later wins
+    grouped = ('group "sec" op Conv { output { off } }\n'
+               'group "sec" op Relu { input { on } }\n')
+    with pytest.raises(QuantspecError) as exc:
+        compile_profile(parse(grouped, "g.qspec"), graph)
+    assert exc.value.diagnostic.code == "E201"
+    assert format_text(grouped) == grouped
+    assert parse(format_profile(parse(grouped))) == parse(grouped)

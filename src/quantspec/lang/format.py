@@ -156,8 +156,8 @@ def _wrap(open_: str, items: list[str], close: str, depth: int) -> list[str]:
     return [f"{pad}{open_}", *(f"{pad}{INDENT}{i}" for i in items), f"{pad}{close}"]
 
 
-def _head(sel: ir.Selector, final: bool) -> str:
-    pre = "final " if final else ""
+def _head(sel: ir.Selector, final: bool, group: str = "") -> str:
+    pre = ("final " if final else "") + (f"group {_q(group)} " if group else "")
     if sel.scope == "defaults":
         return pre + "defaults"
     if sel.scope == "op":
@@ -180,7 +180,7 @@ def _pred(w: ir.Predicate) -> str:
 
 def _base(r: ir.Rule) -> tuple[object, ...]:
     s = r.selector
-    return (s.scope, s.op_types, s.names, s.where, r.final)
+    return (s.scope, s.op_types, s.names, s.where, r.final, r.group)
 
 
 def _group(rules: Iterable[ir.Rule]) -> list[list[ir.Rule]]:
@@ -198,12 +198,11 @@ def _group(rules: Iterable[ir.Rule]) -> list[list[ir.Rule]]:
 
 def _rule_block(group: list[ir.Rule], comments: bool) -> list[str]:
     first = group[0]
-    head = _head(first.selector, first.final)
+    head = _head(first.selector, first.final, first.group)
     lines: list[str] = []
     if comments:
-        for r in group:
-            if r.origin and r.note:
-                lines.append(f"# {r.origin}: {r.note}")
+        notes = [f"# {r.origin}: {r.note}" for r in group if r.origin and r.note]
+        lines += dict.fromkeys(notes)
     direct: list[str] = []
     slots: list[tuple[str, list[str]]] = []
     for i, r in enumerate(group):

@@ -22,7 +22,7 @@ from . import settings as S
 MAX_PATTERN_LENGTH = 32
 SLOT_NAMES = (*ir.GENERIC_SLOTS, *ir.KIND_SLOTS, *ir.KNOWN_PARAM_ROLES)
 KEYWORDS = ("profile", "extends", "options", "defaults", "op", "fuse", "model", "layer", "tensor",
-            "share", "tie", "calibrate", "transform", "passes", "post", "meta", "final")
+            "share", "tie", "calibrate", "transform", "passes", "post", "meta", "final", "group")
 
 _TERMINAL_NAMES = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "LPAR": "'('",
@@ -89,6 +89,7 @@ class _Builder:
         self.meta: dict[str, ir.Setting] = {}
         self.name = ""
         self.header: Span | None = None
+        self.group = ""
 
     # -- helpers ---------------------------------------------------------------------------
     def span(self, node: Tree | Token) -> Span:
@@ -170,11 +171,11 @@ class _Builder:
         return out
 
     def do_defaults_rule(self, t: Tree) -> None:
-        final, rest = _final(t.children)
+        final, rest = self.mods(t.children)
         self.body(rest[-1], ir.Selector("defaults"), final, self.span(t))
 
     def do_op_rule(self, t: Tree) -> None:
-        final, rest = _final(t.children)
+        final, rest = self.mods(t.children)
         types = self.op_types(rest[0])
         where: tuple[ir.Predicate, ...] = ()
         if len(rest) == 3:
@@ -182,7 +183,7 @@ class _Builder:
         self.body(rest[-1], ir.Selector("op", op_types=types, where=where), final, self.span(t))
 
     def do_model_rule(self, t: Tree) -> None:
-        final, rest = _final(t.children)
+        final, rest = self.mods(t.children)
         which = str(rest[0])
         if which not in ("input", "output"):
             raise QuantspecError("E001", f"expected 'model input' or 'model output', got "
@@ -190,12 +191,12 @@ class _Builder:
         self.body(rest[-1], ir.Selector(f"model_{which}"), final, self.span(t))
 
     def do_layer_rule(self, t: Tree) -> None:
-        final, rest = _final(t.children)
+        final, rest = self.mods(t.children)
         names = tuple(_unquote(s) for s in rest[:-1])
         self.body(rest[-1], ir.Selector("layer", names=names), final, self.span(t))
 
     def do_tensor_rule(self, t: Tree) -> None:
-        final, rest = _final(t.children)
+        final, rest = self.mods(t.children)
         names = tuple(_unquote(s) for s in rest[:-1])
         body = rest[-1]
         for c in body.children:
@@ -251,7 +252,20 @@ class _Builder:
             return ir.Predicate(name)
         return ir.Predicate(name, str(t.children[1]), self.value(t.children[2]))
 
+    def mods(self, children: list[Any]) -> tuple[bool, list[Any]]:
+        """Strip ``final`` / ``group "name"``; the group applies to the rules ``body`` adds."""
+        final, rest = _final(children)
+        self.group = ""
+        if rest and isinstance(rest[0], Tree) and rest[0].data == "group_mod":
+            self.group = _unquote(rest[0].children[0])
+            if not self.group:
+                raise QuantspecError("E005", "a group needs a name", self.span(rest[0]),
+                                     hint='group "op_type" op Conv { ... }')
+            rest = rest[1:]
+        return final, rest
+
     def body(self, body: Tree, base: ir.Selector, final: bool, stmt_span: Span) -> None:
+        group = self.group
         direct: dict[str, ir.Setting] = {}
         blocks: list[tuple[ir.Selector, dict[str, ir.Setting], Span]] = []
         for c in body.children:
@@ -262,12 +276,13 @@ class _Builder:
                 direct.update(self.item(c))
         if direct:
             self.rules.append(ir.Rule(base, S.finish(direct, stmt_span), stmt_span, final,
-                                      stmt=stmt_span))
+                                      group, stmt=stmt_span))
         for sel, settings, span in blocks:
-            self.rules.append(ir.Rule(sel, S.finish(settings, span), span, final, stmt=stmt_span))
+            self.rules.append(ir.Rule(sel, S.finish(settings, span), span, final, group,
+                                      stmt=stmt_span))
         if not direct and not blocks:
             # an empty block still says something to explain/lint; keep it as a no-op rule
-            self.rules.append(ir.Rule(base, {}, stmt_span, final, stmt=stmt_span))
+            self.rules.append(ir.Rule(base, {}, stmt_span, final, group, stmt=stmt_span))
 
     def slot_block(self, t: Tree, base: ir.Selector) -> tuple[ir.Selector, dict[str, ir.Setting]]:
         name_tok = t.children[0]
