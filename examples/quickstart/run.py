@@ -1,5 +1,6 @@
 """Quickstart: translate an AIMET config to .qspec, compile both against a small CNN, show that
-the plans agree, and explain one tensor. Run: python examples/quickstart/run.py [OUTDIR]"""
+the plans agree, explain one tensor, then calibrate on random data and simulate the quantized
+model (per-tensor SQNR). Run: python examples/quickstart/run.py [OUTDIR]"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from quantspec.cli import main
@@ -39,7 +41,21 @@ def run(outdir: Path) -> int:
     keys = ("quantized", "bits", "symmetric", "per_channel", "axis", "fixed_range", "shared_with")
     diff = [x["name"] for x, y in zip(a, b, strict=True) if any(x[k] != y[k] for k in keys)]
     print(f"plans agree on {len(a) - len(diff)}/{len(a)} tensors", flush=True)
-    return 1 if diff else 0
+    if diff:
+        return 1
+    data = outdir / "calib.npz"  # one array per graph input, first axis = samples
+    rng = np.random.default_rng(0)
+    np.savez(data, input=rng.standard_normal((16, 1, 3, 8, 8)).astype(np.float32))
+    for argv in (
+        ["calibrate", str(qspec), "--model", str(model), "--data", str(data),
+         "-o", str(outdir / "calibrated"), "--no-progress"],
+        ["simulate", str(qspec), "--model", str(model), "--data", str(data),
+         "-o", str(outdir / "simulated")],
+    ):
+        print("$ quantspec " + " ".join(argv), flush=True)
+        if code := main(argv):
+            return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 >>> import quantspec
 >>> prof = quantspec.loads('defaults { output { on int8 } weight { on int8 symmetric } }')
 >>> text, warnings = quantspec.translate(prof, "aimet")
->>> text.lstrip().startswith("{"), [w.code for w in warnings]  # AIMET takes bits elsewhere
-(True, ['W501', 'W501'])
+>>> text.lstrip().startswith("{"), [w.code for w in warnings]  # bits; AIMET's own rules
+(True, ['W502', 'W502', 'W503'])
 
 Everything here is a thin layer over :mod:`quantspec.lang.load`, :mod:`quantspec.compiler`,
 :mod:`quantspec.dialects` and :mod:`quantspec.graph`; the runtime (calibration, simulation,

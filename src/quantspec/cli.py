@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,13 +17,21 @@ from .commands.common import (
     EXIT_OK,
     EXIT_USAGE,
     compile_args,
+    load_profile,
     profile_args,
     render,
 )
 from .errors import QuantspecError, Report
 
 # Subcommands defined in their own module (see quantspec.commands): name -> module.
-COMMAND_MODULES: dict[str, str] = {}
+COMMAND_MODULES: dict[str, str] = {
+    "lint": "quantspec.commands.lint",
+    "diff": "quantspec.commands.diff",
+    "simulate": "quantspec.commands.simulate",
+    "export": "quantspec.commands.export",
+    "transform": "quantspec.commands.transform",
+    "calibrate": "quantspec.commands.calibrate",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,11 +66,6 @@ def _parser() -> argparse.ArgumentParser:
                    choices=("qspec", "aimet", "vitis", "amct", "encodings"))
     t.add_argument("-o", "--output", help="output file (default: stdout)")
     t.add_argument("--strict", action="store_true", help="fail when anything would be lost")
-
-    ln = sub.add_parser("lint", help="check profiles in any dialect")
-    ln.add_argument("files", nargs="+")
-    ln.add_argument("--model", help="also check the rules against this ONNX model")
-    ln.add_argument("--format", choices=("text", "json"), default="text")
 
     sub.add_parser("profiles", help="list the stdlib profiles")
     for name, modname in COMMAND_MODULES.items():
@@ -118,6 +120,10 @@ def cmd_compile(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.output:
         from .fileio import write_atomic
 
+        if any(os.path.abspath(args.output) == os.path.abspath(p)
+               for p in (args.profile, args.model)):
+            raise QuantspecError("E501", f"refusing to overwrite the input file {args.output}",
+                                 hint="choose another -o path")
         write_atomic(args.output, text)
         s = plan.summary()
         err.write(f"wrote {args.output}: {s['tensors']} tensors, {s['quantized']} quantized\n")
@@ -171,9 +177,13 @@ def cmd_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .fileio import read_text
     from .lang.load import read_profile
 
-    text = read_text(args.profile)
-    prof = read_profile(text, args.profile, args.dialect, param_bw=args.param_bw,
-                        act_bw=args.act_bw, version=args.aimet_version)
+    if args.to == "qspec":
+        # .qspec can say `extends`: keep the bases as references instead of inlining them
+        text = read_text(args.profile)
+        prof = read_profile(text, args.profile, args.dialect, param_bw=args.param_bw,
+                            act_bw=args.act_bw, version=args.aimet_version)
+    else:  # other dialects have no extends: write the merged profile
+        prof = load_profile(args)
     report = Report()
     result = dialects.get(args.to).write(prof, report)
     for d in report.diagnostics:
@@ -194,25 +204,15 @@ def cmd_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return EXIT_OK
 
 
-def cmd_lint(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from .lint import lint_files
-
-    diags = lint_files(args.files, args.model)
-    if args.format == "json":
-        out.write(json.dumps([d.to_json() for d in diags], indent=1) + "\n")
-    else:
-        for d in diags:
-            out.write(render(d) + "\n")
-    return EXIT_FINDINGS if diags else EXIT_OK
-
-
 def cmd_profiles(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """One line per stdlib profile: its name (what `extends` takes) and the description that is
+    the first line of its file (docs/profiles.md). Sorted by name, so the listing is stable."""
     from .lang.load import stdlib_names, stdlib_text
 
-    for name in stdlib_names():
-        text = stdlib_text(name) or ""
-        first = next((ln[1:].strip() for ln in text.splitlines() if ln.startswith("#")), "")
-        out.write(f"{name:32s} {first}\n")
+    for name in sorted(stdlib_names()):
+        lines = (stdlib_text(name) or "").splitlines()
+        first = lines[0][1:].strip() if lines and lines[0].startswith("#") else ""
+        out.write(f"{name:30s}  {first}".rstrip() + "\n")
     return EXIT_OK
 
 
@@ -221,7 +221,6 @@ COMMANDS = {
     "explain": cmd_explain,
     "fmt": cmd_fmt,
     "translate": cmd_translate,
-    "lint": cmd_lint,
     "profiles": cmd_profiles,
 }
 

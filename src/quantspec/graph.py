@@ -106,11 +106,16 @@ class Graph:
     def from_model(cls, model: Any, path: str = "<model>") -> Graph:
         import onnx
 
+        if isinstance(model, onnx.ModelProto) and not model.HasField("graph"):
+            # protobuf parses many non-model files (even an empty one) as an empty ModelProto
+            raise QuantspecError("E309", "the file holds no ONNX graph", Span(path),
+                                 hint="is this an .onnx model?")
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
         except Exception:
             inferred = model
         g = inferred.graph
+        _check_text(g, path)
         tensors: dict[str, Tensor] = {}
 
         def t(name: str) -> Tensor:
@@ -124,7 +129,7 @@ class Graph:
                 return
             ten = t(vi.name)
             if tt.elem_type:
-                ten.dtype = _dtype_name(tt.elem_type)
+                ten.dtype = _known_dtype(tt.elem_type, vi.name, path)
             if tt.HasField("shape"):
                 ten.shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param or None
                                   for d in tt.shape.dim)
@@ -134,7 +139,8 @@ class Graph:
             ten = t(init.name)
             ten.initializer = True
             ten.static = True
-            ten.dtype = _dtype_name(init.data_type)
+            ten.dtype = _known_dtype(init.data_type, init.name, path) if init.data_type else \
+                "undefined"
             ten.shape = tuple(init.dims)
         for vi in list(g.input) + list(g.value_info) + list(g.output):
             set_type(vi)
@@ -148,8 +154,17 @@ class Graph:
         nodes: list[Node] = []
         for i, n in enumerate(g.node):
             skip = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute
-                     if a.type not in skip}
+            where = Span(path, path=f"node '{n.name or i}' (#{i})")
+            if not n.op_type:
+                raise QuantspecError("E311", f"node '{n.name or i}' has no op_type", where,
+                                     hint="the model is damaged; run onnx.checker")
+            try:
+                attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute
+                         if a.type not in skip}
+            except Exception:  # onnx raises ValueError/TypeError on an unknown attribute type
+                raise QuantspecError("E311", f"node '{n.name or i}' ({n.op_type}) has an "
+                                     "attribute that cannot be read", where,
+                                     hint="the model is damaged; run onnx.checker") from None
             node = Node(i, n.name or f"{n.op_type}_{i}", n.op_type, n.domain,
                         list(n.input), list(n.output), attrs)
             nodes.append(node)
@@ -161,16 +176,19 @@ class Graph:
         return graph
 
     def _link(self) -> None:
-        for ten in self.tensors.values():
+        tensors = self.tensors  # local lookups: this runs per compile with graph passes
+        for ten in tensors.values():
             ten.producer = None
             ten.consumers = []
         for node in self.nodes:
+            index = node.index
             for slot, name in enumerate(node.inputs):
                 if name:
-                    self.tensor(name).consumers.append((node.index, slot))
+                    ten = tensors.get(name) or self.tensor(name)
+                    ten.consumers.append((index, slot))
             for name in node.outputs:
                 if name:
-                    self.tensor(name).producer = node.index
+                    (tensors.get(name) or self.tensor(name)).producer = index
 
     def tensor(self, name: str) -> Tensor:
         if name not in self.tensors:
@@ -182,6 +200,11 @@ class Graph:
 
         for node in self.nodes:
             if node.op_type in ("Constant", "ConstantOfShape") and node.domain in ("", "ai.onnx"):
+                value = node.attrs.get("value")
+                if value is not None and not isinstance(value, onnx.TensorProto):
+                    raise QuantspecError("E311", f"node '{node.name}' ({node.op_type}): attribute "
+                                         "'value' is not a tensor", self._where(node),
+                                         hint="the model is damaged; run onnx.checker")
                 for out in node.outputs:
                     ten = self.tensor(out)
                     ten.constant_node = True
@@ -198,15 +221,31 @@ class Graph:
                         ten.dtype = ten.dtype or _dtype_name(node.attrs["value"].data_type)
         del onnx
 
+    def _where(self, node: Node) -> Span:
+        return Span(self.path, path=node.where().path)
+
     def _check(self) -> None:
-        known = set(self.inputs) | {n for n, t in self.tensors.items() if t.initializer}
-        known |= {o for n in self.nodes for o in n.outputs if o}
+        static = set(self.inputs) | {n for n, t in self.tensors.items() if t.initializer}
+        producer: dict[str, Node] = {}
+        for node in self.nodes:  # ONNX is SSA: one producer per tensor (E308)
+            for name in node.outputs:
+                if not name:
+                    continue
+                if name in producer or name in static:
+                    first = (f"node '{producer[name].name}'" if name in producer
+                             else "a graph input or initializer")
+                    raise QuantspecError("E308", f"node '{node.name}' ({node.op_type}) writes "
+                                         f"'{name}', which {first} already provides",
+                                         self._where(node),
+                                         hint="each tensor has one producer; run onnx.checker")
+                producer[name] = node
+        known = static | set(producer)
         for node in self.nodes:
             for name in node.inputs:
                 if name and name not in known:
                     raise QuantspecError("E303", f"node '{node.name}' ({node.op_type}) reads "
                                          f"'{name}', which no node, input or initializer "
-                                         "provides", node.where(),
+                                         "provides", self._where(node),
                                          hint="the model is incomplete; run onnx.checker")
         for name in self.outputs:
             if name not in known:
@@ -234,7 +273,7 @@ class Graph:
                     ready.append(j)
         if len(order) != len(self.nodes):
             stuck = next(n for n in self.nodes if indeg[n.index] > 0)
-            raise QuantspecError("E304", "the graph has a cycle", stuck.where(),
+            raise QuantspecError("E304", "the graph has a cycle", self._where(stuck),
                                  hint="ONNX graphs must be acyclic")
         return order
 
@@ -249,7 +288,7 @@ class Graph:
             if ten.producer is None:
                 return None
             node = self.nodes[ten.producer]
-            if node.op_type != "Identity":
+            if node.op_type != "Identity" or not node.inputs:  # a damaged model may have none
                 return None
             name = node.inputs[0]
             seen += 1
@@ -274,7 +313,8 @@ class Graph:
                 is_matmul = node.op_type == "MatMul" or node.fused_types[:1] == ("MatMul",)
                 if src is None and is_matmul and slot == 1:
                     prod = self.tensors[name].producer
-                    if prod is not None and self.nodes[prod].op_type == "Transpose":
+                    if prod is not None and self.nodes[prod].op_type == "Transpose" and \
+                            self.nodes[prod].inputs:
                         src = self.static_source(self.nodes[prod].inputs[0])
                         transposed = src is not None
                 if src is None:
@@ -289,7 +329,7 @@ class Graph:
     def channel_axis(self, name: str) -> int | None:
         """Per-channel axis of a parameter (aimet.md B.6); None when it has none."""
         ten = self.tensors[name]
-        if not ten.param_of or ten.shape is None:
+        if not ten.param_of or not ten.shape:  # unknown, or a scalar: no channels
             return None
         rank = len(ten.shape)
         if rank == 1:
@@ -324,12 +364,13 @@ class Graph:
         if node.op_type not in ("Conv", "ConvTranspose"):
             return False
         w = self.tensors.get(node.inputs[1]) if len(node.inputs) > 1 else None
-        x = self.tensors.get(node.inputs[0])
+        x = self.tensors.get(node.inputs[0]) if node.inputs else None
         for ten in (w, x):
             if ten is not None and ten.rank == 5:
                 return True
-        group = int(node.attrs.get("group", 1) or 1)
-        if group <= 1 or w is None or w.shape is None:
+        group = node.attrs.get("group", 1) or 1
+        if not isinstance(group, int) or group <= 1 or w is None or w.shape is None or \
+                len(w.shape) < 2:  # a malformed attribute or weight is not depthwise
             return False
         if node.op_type == "Conv":
             return w.shape[1] == 1
@@ -343,13 +384,15 @@ class Graph:
             got = self._is_3d(node)
         elif name == "dynamic":
             # a weight input that is not a parameter (e.g. MatMul of two activations)
-            got = len(node.inputs) > 1 and not self.tensors[node.inputs[1]].is_param
+            got = len(node.inputs) > 1 and node.inputs[1] in self.tensors and \
+                not self.tensors[node.inputs[1]].is_param
         elif name == "grouped":
-            got = int(node.attrs.get("group", 1) or 1) > 1
+            group = node.attrs.get("group", 1) or 1
+            got = isinstance(group, int) and group > 1
         else:
             got = node.attrs.get(name)
             if isinstance(got, bytes):
-                got = got.decode()
+                got = got.decode("utf-8", "replace")
         if not op:
             return bool(got)
         return _compare(got, op, value)
@@ -367,7 +410,8 @@ class Graph:
         for node in self.nodes:
             if node.op_type in ("Constant", "ConstantOfShape"):
                 continue
-            if not self.op_consumers(node):
+            # no output read by any op (op_consumers(node) is empty), without building it
+            if not any(self.tensors[o].consumers for o in node.outputs if o in self.tensors):
                 out += [o for o in node.outputs if o]
         return out
 
@@ -376,6 +420,8 @@ class Graph:
 
 
 def _compare(got: Any, op: str, value: Any) -> bool:
+    if isinstance(got, list):  # ONNX ints attributes are lists; .qspec lists parse as tuples
+        got = tuple(got)
     try:
         if op == "==":
             return bool(got == value)
@@ -394,6 +440,31 @@ def _compare(got: Any, op: str, value: Any) -> bool:
     except TypeError:
         return False
     return False
+
+
+def _check_text(g: Any, path: str) -> None:
+    """E311: protobuf hands back ``bytes`` for a string field that is not valid UTF-8."""
+    for i, n in enumerate(g.node):
+        for v in (n.name, n.op_type, n.domain, *n.input, *n.output,
+                  *(a.name for a in n.attribute)):
+            if isinstance(v, bytes):
+                raise QuantspecError("E311", f"node #{i} holds a name that is not UTF-8 text: "
+                                     f"{v[:40]!r}", Span(path, path=f"node #{i}"),
+                                     hint="the model is damaged; run onnx.checker")
+    for vi in (*g.initializer, *g.input, *g.output, *g.value_info):
+        if isinstance(vi.name, bytes):
+            raise QuantspecError("E311", f"a tensor name is not UTF-8 text: {vi.name[:40]!r}",
+                                 Span(path), hint="the model is damaged; run onnx.checker")
+
+
+def _known_dtype(elem_type: int, name: str, path: str) -> str:
+    """The dtype name, or E310: an unknown element type would otherwise count as float."""
+    dtype = _dtype_name(elem_type)
+    if not dtype:
+        raise QuantspecError("E310", f"tensor '{name}' has an unknown element type {elem_type}",
+                             Span(path, path=f"tensor '{name}'"),
+                             hint="the model is damaged, or needs a newer onnx package")
+    return dtype
 
 
 def _dtype_name(elem_type: int) -> str:

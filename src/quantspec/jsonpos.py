@@ -18,6 +18,10 @@ from .errors import QuantspecError
 from .source import Span
 
 MAX_DEPTH = 200
+# Longer literals are refused (E112, E113): int() of a 5000-digit number raises ValueError
+# (Python's int_max_str_digits) and float() of a 400-digit one overflows; configs need neither.
+MAX_NUMBER_CHARS = 64
+MAX_STRING_CHARS = 65_536
 
 PathT = tuple[Any, ...]
 
@@ -106,6 +110,10 @@ class _Reader:
             return None
         m = _NUMBER.match(self.text, start)
         if m and m.end() > start:
+            if m.end() - start > MAX_NUMBER_CHARS:
+                raise QuantspecError("E112", f"a number of {m.end() - start} characters (the "
+                                     f"limit is {MAX_NUMBER_CHARS})", self.span_at(start, path),
+                                     hint="write large or precise values with an exponent")
             self.pos = m.end()
             s = m.group()
             return float(s) if any(c in s for c in ".eE") else int(s)
@@ -130,6 +138,10 @@ class _Reader:
             ch = text[self.pos]
             if ch == '"':
                 self.pos += 1
+                if self.pos - start - 2 > MAX_STRING_CHARS:  # source characters inside quotes
+                    raise QuantspecError("E113", f"a string of {self.pos - start - 2} characters"
+                                         f" (the limit is {MAX_STRING_CHARS})",
+                                         self.span_at(start), hint="is this the right file?")
                 return "".join(parts)
             if ch == "\\":
                 esc = text[self.pos + 1 : self.pos + 2]

@@ -36,7 +36,14 @@ def check_external_data(model: onnx.ModelProto, path: str | os.PathLike[str],
     """Refuse external-data locations outside the model's directory, or missing files."""
     base = Path(path).resolve().parent
     for name, loc in _external_locations(model):
-        target = (base / loc).resolve()
+        try:
+            if not isinstance(loc, str):  # protobuf hands back bytes when it is not UTF-8
+                raise ValueError(loc)
+            target = (base / loc).resolve()
+        except (ValueError, OSError):  # a NUL byte, a symlink loop, not text
+            raise QuantspecError(
+                "E306", f"initializer '{name}': external data location {loc!r} is not a usable "
+                "path", Span(str(path)), hint="the model file is damaged") from None
         if not allow_outside and base != target and base not in target.parents:
             raise QuantspecError(
                 "E305", f"initializer '{name}' points at external data outside the model's "
@@ -65,11 +72,33 @@ def load_model(path: str | os.PathLike[str], *, allow_outside: bool = False) -> 
         from onnx.external_data_helper import load_external_data_for_model
 
         try:
-            load_external_data_for_model(model, str(p.resolve().parent))
+            if allow_outside:  # onnx itself refuses locations outside the model's directory
+                _read_external_data(model, p.resolve().parent)
+            else:
+                load_external_data_for_model(model, str(p.resolve().parent))
         except Exception as exc:
             raise QuantspecError("E306", f"cannot read external data: {exc}",
                                  Span(str(p))) from None
     return model
+
+
+def _read_external_data(model: onnx.ModelProto, base: Path) -> None:
+    """Inline every external tensor, wherever its location points (the caller allowed it)."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors
+
+    for t in _get_all_tensors(model):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = ExternalDataInfo(t)
+        with open(base / info.location, "rb") as fh:  # an absolute location stays absolute
+            fh.seek(int(info.offset or 0))
+            data = fh.read(int(info.length)) if info.length else fh.read()
+        if info.length and len(data) != int(info.length):
+            raise ValueError(f"'{t.name}': {info.location} ends before offset + length")
+        t.raw_data = data
+        t.data_location = onnx.TensorProto.DEFAULT
+        del t.external_data[:]
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:

@@ -608,7 +608,8 @@ def test_writer_reports_each_loss_once_with_its_span() -> None:
     expected = [("W501", 2), ("W501", 3), ("W502", 4), ("W502", 5), ("W501", 6), ("W503", 8),
                 ("W503", 9), ("W502", 10), ("W502", 7), ("W503", 10)]
     for item in expected:
-        assert got.count(item) == 1, (item, got)
+        # rule 9 has two approximations: its predicate, and Gemm written as Linear (+MatMul)
+        assert got.count(item) == (2 if item == ("W503", 9) else 1), (item, got)
     assert {c for c, _ in got} >= {"W504"}
     assert sum(1 for c, line in got if c == "W504") == 4  # tie, pattern, calibrate, transform
     doc = json.loads(text)

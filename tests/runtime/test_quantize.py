@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from runtime_support import onnx_qdq
@@ -174,6 +174,8 @@ semantics = st.sampled_from(["onnx", "aimet", "vitis"])
 
 @settings(max_examples=150, deadline=None, database=None)
 @given(x=arrays, grid=grids, mode=modes, sem=semantics)
+@example(x=np.array([19.0], dtype=np.float32), grid=(0.0, 18.6875, 16, False, "aimet2"),
+         mode="half_even", sem="vitis")
 def test_fake_quant_is_idempotent_and_on_grid(x: np.ndarray, grid: tuple, mode: str,
                                                sem: str) -> None:
     lo, hi, bits, symmetric, scheme = grid
@@ -181,7 +183,9 @@ def test_fake_quant_is_idempotent_and_on_grid(x: np.ndarray, grid: tuple, mode: 
     y = fake_quantize(x, enc, rounding=mode, semantics=sem)
     np.testing.assert_array_equal(fake_quantize(y, enc, rounding=mode, semantics=sem), y)
     steps = y.astype(np.float64) / np.float32(enc.scale[0])
-    np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+    # y is float32: a 16-bit grid point near 2^16 steps carries ~2^-24 relative rounding
+    err = np.abs(steps - np.round(steps))
+    assert np.all(err <= 1e-3 + np.abs(steps) * 2.0**-21), err.max()
     assert np.all(np.round(steps) >= enc.offset[0]) and np.all(
         np.round(steps) <= enc.offset[0] + enc.num_steps)
 

@@ -30,7 +30,10 @@ def match_patterns(graph: Graph, patterns: tuple[ir.Pattern, ...], mode: str,
     by_type: dict[str, list[Node]] = {}
     for node in graph.nodes:
         by_type.setdefault(node.op_type, []).append(node)
-    consumers = {node.index: graph.op_consumers(node) for node in graph.nodes}
+    # consumers are only asked for of ops at a non-final pattern position
+    inner = {t for p in patterns for alts in p.ops[:-1] for t in alts}
+    consumers = {node.index: graph.op_consumers(node) for node in graph.nodes
+                 if node.op_type in inner}
     ordered = sorted(patterns, key=lambda p: -len(p.ops)) if mode == "aimet2" else list(patterns)
     used: set[int] = set()
     out: list[Match] = []

@@ -35,7 +35,7 @@ BUILTIN: dict[str, Any] = {
 PLAN_FIELDS = tuple(f for f in ir.FIELDS if f != "min_bits")
 
 
-@dataclass
+@dataclass(slots=True)  # one per tensor and field: slots make them smaller and faster
 class Why:
     rule: str  # "file:line:col" of the winner, or "<builtin>" / a derivation name
     selector: str = ""
@@ -53,7 +53,7 @@ class Why:
         return d
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     name: str
     kind: str
@@ -82,8 +82,11 @@ class Entry:
             "is_model_output": self.is_model_output,
             "shape": self.shape,
         }
+        values = self.values
         for f in PLAN_FIELDS:
-            d[f] = _jsonable(self.get(f))
+            v = values.get(f, BUILTIN[f])
+            # plain scalars as they are (most values): skip _jsonable's isinstance chain
+            d[f] = v if type(v) in _PLAIN else _jsonable(v)
         d["signed"] = _signed(self)
         d["shared_with"] = sorted(self.shared_with)
         if self.reason:
@@ -97,6 +100,9 @@ def _signed(e: Entry) -> bool:
     if s is not None:
         return bool(s)
     return bool(e.get("symmetric")) and not bool(e.get("unsigned_symmetric"))
+
+
+_PLAIN = frozenset({bool, int, str, type(None)})
 
 
 def _jsonable(v: Any) -> Any:
@@ -152,4 +158,17 @@ class Plan:
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=1, sort_keys=False, allow_nan=False) + "\n"
+        """The plan as text (docs/plan.md "Layout"): the document indented by one space, and
+        each element of a top-level list of objects (``tensors``, ``fusions``,
+        ``graph_passes``) on one line. One line per tensor keeps ``grep`` and ``diff`` per
+        tensor, and those lines go through json's C encoder (indenting every entry takes the
+        pure-Python encoder, 3-4x slower: benchmarks/RESULTS.md)."""
+        enc = json.JSONEncoder(allow_nan=False)  # no indent: the C encoder
+        parts = []
+        for key, value in self.to_json().items():
+            if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+                body = "[\n" + ",\n".join("  " + enc.encode(x) for x in value) + "\n ]"
+            else:  # json strings hold no raw newline: indenting the lines is safe
+                body = json.dumps(value, indent=1, allow_nan=False).replace("\n", "\n ")
+            parts.append(f" {json.dumps(key)}: {body}")
+        return "{\n" + ",\n".join(parts) + "\n}\n"

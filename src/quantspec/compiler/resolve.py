@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
+import gc
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import ir
@@ -65,6 +68,26 @@ class Context:
 
 
 def compile_profile(profile: ir.Profile, graph: Graph, model_name: str = "") -> Plan:
+    with _gc_paused():
+        return _compile(profile, graph, model_name)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Compiling allocates a few container objects per tensor and frees almost nothing;
+    CPython's cyclic collector would traverse them (and the caller's graph) again and again,
+    which made compile time grow faster than the graph (benchmarks/RESULTS.md). No cycles
+    are created here, so collection waits until the plan is built."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile(profile: ir.Profile, graph: Graph, model_name: str) -> Plan:
     opts = {k: profile.options.get(k, v) for k, v in ir.OPTION_DEFAULTS.items()}
     pass_names = [n for n, _ in profile.passes]
     g = run_passes(graph, pass_names) if pass_names else graph
@@ -80,40 +103,22 @@ def compile_profile(profile: ir.Profile, graph: Graph, model_name: str = "") -> 
         key = (rule.priority, rule.selector.level, order)
         rules.append((key, rule, sel, {k: s.value for k, s in rule.settings.items()}))
     matches = match_patterns(g, profile.patterns, opts["fusion"])
+    # one pseudo-rule per pattern (not per match): tensors of different matches of a pattern
+    # then share a cascade signature (below)
+    synthetic: dict[int, _Synthetic] = {}
     for m in matches:
         outs = [o for i in m.nodes[:-1] for o in g.nodes[i].outputs if o in index.cand]
-        syn = _Synthetic(m.pattern.span, f"fuse {m.pattern.describe()}",
-                         "no quantizer inside a fused pattern")
+        syn = synthetic.get(id(m.pattern))
+        if syn is None:
+            syn = synthetic[id(m.pattern)] = _Synthetic(
+                m.pattern.span, f"fuse {m.pattern.describe()}",
+                "no quantizer inside a fused pattern")
         rules.append(((0, ir.LEVEL_PATTERN, -1), syn, outs, {"quantized": False}))
     rules.sort(key=lambda r: r[0])
-
-    hist: dict[str, dict[str, list[tuple[ir.Rule | _Synthetic, Any]]]] = {n: {} for n in cands}
-    conflicts = opts["conflicts"] == "error"
-    found: list[tuple[Any, ...]] = []
-    for _key, rule, sel, values in rules:
-        for name in sel:
-            h = hist[name]
-            for field, value in values.items():
-                lst = h.setdefault(field, [])
-                if lst and isinstance(rule, ir.Rule) and _conflicts(lst[-1], rule, value,
-                                                                    conflicts):
-                    found.append((lst[-1], rule, value, name, field))
-                lst.append((rule, value))
-    for prev, rule, value, name, field in found:
-        q = hist[name].get("quantized")
-        if q and isinstance(q[-1][0], ir.Rule) and q[-1][0].final and q[-1][1] is False:
-            continue  # a final "off" means the tensor has no encoding to disagree about
-        _raise_conflict(prev, rule, value, name, field)
-
-    for name, h in hist.items():
-        e = entries[name]
-        for field, lst in h.items():
-            rule, value = lst[-1]
-            e.values[field] = value
-            e.why[field] = _why(rule, [r for r, _ in lst[:-1]])
+    with_refs = _cascade(rules, entries, cands, opts["conflicts"] == "error")
 
     ctx = Context(g, profile, entries, opts)
-    _resolve_refs(ctx, g)
+    _resolve_refs(ctx, g, with_refs)
     _apply_min_bits(ctx)
     for name, span in profile.post:
         _run_hook(name, span, ctx)
@@ -147,29 +152,120 @@ def _plain(v: Any) -> Any:
 def _entries(g: Graph) -> dict[str, Entry]:
     """Every tensor, in a stable order: graph inputs, then per node its inputs and outputs."""
     order: dict[str, None] = dict.fromkeys(g.inputs)
-    for node in g.nodes:
-        for name in node.inputs:
-            if name:
-                order.setdefault(name, None)
-        for name in node.outputs:
-            if name:
-                order.setdefault(name, None)
+    for node in g.nodes:  # a key already present keeps its place: first occurrence wins
+        order.update(dict.fromkeys(node.inputs))
+        order.update(dict.fromkeys(node.outputs))
+    order.pop("", None)  # an omitted optional input or output
+    nodes, tensors = g.nodes, g.tensors
     out: dict[str, Entry] = {}
     for name in order:
-        t = g.tensors[name]
-        prod = g.nodes[t.producer].name if t.producer is not None else None
-        cons = list(dict.fromkeys(g.nodes[i].name for i, _ in t.consumers))
+        t = tensors[name]
+        prod = nodes[t.producer].name if t.producer is not None else None
+        uses = t.consumers
+        if len(uses) == 1:
+            cons = [nodes[uses[0][0]].name]
+        else:
+            cons = list(dict.fromkeys(nodes[i].name for i, _ in uses))
         e = Entry(name, t.kind, t.role, prod, cons, t.graph_input, t.graph_output,
                   list(t.shape) if t.shape is not None else None)
         if not t.is_float:
             e.reason = f"{t.dtype} tensor (only float tensors are quantized)"
-        elif not t.consumers and not t.graph_output:
+        elif not uses and not t.graph_output:
             e.reason = "unused (no op reads it and it is not a graph output)"
-        elif t.kind == "constant" and t.producer is not None and \
-                g.nodes[t.producer].op_type == "ConstantOfShape" and not t.static:
-            pass
         out[name] = e
     return out
+
+
+_RuleRow = tuple[tuple[int, int, int], "ir.Rule | _Synthetic", list[str], dict[str, Any]]
+
+
+def _cascade(rules: list[_RuleRow], entries: dict[str, Entry], cands: list[str],
+             strict: bool) -> dict[str, dict[str, Any]]:
+    """Per tensor and field, keep the last value in cascade order and what it shadowed.
+
+    A tensor's outcome depends only on its *signature*, the sequence of rules that select it
+    (in cascade order). Most tensors share a signature with many others (every Conv weight
+    outside a layer rule), so each signature is resolved once and its values and
+    :class:`Why` records are shared: compile time grows with the selections, not with
+    selections x fields. ``Why`` records are therefore never changed in place.
+
+    Returns the tensors that hold a ``like`` reference (resolved next), with the rule that
+    set each one.
+    """
+    objs: list[tuple[ir.Rule | _Synthetic, dict[str, Any]]] = []
+    obj_index: dict[int, int] = {}
+    sigs: dict[str, list[int]] = {n: [] for n in cands}
+    for _key, rule, sel, values in rules:
+        k = obj_index.get(id(rule))
+        if k is None:
+            k = obj_index[id(rule)] = len(objs)
+            objs.append((rule, values))
+        for name in sel:
+            sigs[name].append(k)
+    cache: dict[tuple[int, ...], tuple[dict[str, Any], dict[str, Why], bool,
+                                       dict[str, Any]]] = {}
+    with_refs: dict[str, dict[str, Any]] = {}
+    for name, lst in sigs.items():
+        if not lst:
+            continue
+        sig = tuple(lst)
+        res = cache.get(sig)
+        if res is None:
+            res = cache[sig] = _resolve_signature(sig, objs, strict)
+        values, whys, conflict, ref_rules = res
+        if conflict:
+            _raise_first_conflict(rules, cands, strict)
+        e = entries[name]
+        e.values.update(values)
+        e.why.update(whys)
+        if ref_rules:
+            with_refs[name] = ref_rules
+    return with_refs
+
+
+def _resolve_signature(sig: tuple[int, ...], objs: list[tuple[ir.Rule | _Synthetic,
+                                                             dict[str, Any]]],
+                       strict: bool) -> tuple[dict[str, Any], dict[str, Why], bool,
+                                              dict[str, Any]]:
+    hist: dict[str, list[tuple[ir.Rule | _Synthetic, Any]]] = {}
+    conflict = False
+    for k in sig:
+        rule, values = objs[k]
+        for field, value in values.items():
+            lst = hist.setdefault(field, [])
+            if lst and isinstance(rule, ir.Rule) and _conflicts(lst[-1], rule, value, strict):
+                conflict = True
+            lst.append((rule, value))
+    if conflict and _final_off(hist):
+        conflict = False  # a final "off" means the tensor has no encoding to disagree about
+    values_out = {f: lst[-1][1] for f, lst in hist.items()}
+    whys = {f: _why(lst[-1][0], [r for r, _ in lst[:-1]]) for f, lst in hist.items()}
+    ref_rules = {f: lst[-1][0] for f, lst in hist.items() if isinstance(lst[-1][1], ir.Ref)}
+    return values_out, whys, conflict, ref_rules
+
+
+def _final_off(hist: dict[str, list[tuple[Any, Any]]]) -> bool:
+    q = hist.get("quantized")
+    return bool(q) and isinstance(q[-1][0], ir.Rule) and q[-1][0].final and q[-1][1] is False
+
+
+def _raise_first_conflict(rules: list[_RuleRow], cands: list[str], strict: bool) -> None:
+    """The error path: replay the cascade in rule order to name the first conflict."""
+    hist: dict[str, dict[str, list[tuple[ir.Rule | _Synthetic, Any]]]] = {n: {} for n in cands}
+    found: list[tuple[Any, ...]] = []
+    for _key, rule, sel, values in rules:
+        for name in sel:
+            h = hist[name]
+            for field, value in values.items():
+                lst = h.setdefault(field, [])
+                if lst and isinstance(rule, ir.Rule) and _conflicts(lst[-1], rule, value,
+                                                                    strict):
+                    found.append((lst[-1], rule, value, name, field))
+                lst.append((rule, value))
+    for prev, rule, value, name, field in found:
+        if _final_off(hist[name]):
+            continue
+        _raise_conflict(prev, rule, value, name, field)
 
 
 def _conflicts(prev: tuple[Any, Any], rule: ir.Rule, value: Any, strict: bool) -> bool:
@@ -212,11 +308,27 @@ def _why(rule: ir.Rule | _Synthetic, shadowed: list[ir.Rule | _Synthetic]) -> Wh
                [where(r) for r in reversed(shadowed)])
 
 
-def _op_tensor(ctx: Context, name: str, slot: str) -> str | None:
-    """For a parameter / input tensor: the first output (or input) of the op it belongs to."""
+def _op_tensor(ctx: Context, name: str, slot: str, rule: Any = None) -> str | None:
+    """For a parameter / input tensor: the first output (or input) of the op it belongs to. An
+    op's output ``like input`` takes that op's first activation input (not its consumer's).
+    When ``rule`` (the rule holding the reference) selects by op type or layer name, the op is
+    the one it matched: a tensor read by a Conv and an Add takes the Add's output under
+    ``op Add { input { bits: like output } }``."""
     g = ctx.graph
     t = g.tensors[name]
-    node_idx = t.param_of[0][0] if t.param_of else (t.consumers[0][0] if t.consumers else None)
+    if t.param_of:
+        node_idx: int | None = t.param_of[0][0]
+    elif slot == "input" and t.producer is not None:
+        node_idx = t.producer
+    else:
+        node_idx = t.consumers[0][0] if t.consumers else None
+    sel = rule.selector if isinstance(rule, ir.Rule) else None
+    if sel is not None and sel.scope in ("op", "layer"):
+        owners = [i for i, _ in t.param_of] + [i for i, _ in t.consumers]
+        if t.producer is not None:
+            owners.insert(0 if sel.slot == "output" else len(owners), t.producer)
+        matched = next((i for i in owners if _selects_node(g, sel, g.nodes[i])), None)
+        node_idx = node_idx if matched is None else matched
     if node_idx is None:
         return None
     node = g.nodes[node_idx]
@@ -225,18 +337,57 @@ def _op_tensor(ctx: Context, name: str, slot: str) -> str | None:
     return names[0] if names else None
 
 
-def _resolve_refs(ctx: Context, g: Graph) -> None:
-    for name, e in ctx.entries.items():
+def _selects_node(g: Graph, sel: ir.Selector, node: Any) -> bool:
+    """Whether an ``op`` / ``layer`` selector matches ``node`` (select.py's tests, per node)."""
+    if sel.scope == "op":
+        return node.op_type in sel.op_types and all(
+            g.predicate(node, p.name, p.op, p.value) for p in sel.where)
+    return any(fnmatch.fnmatchcase(node.name, pat) for pat in sel.names)
+
+
+def _resolve_refs(ctx: Context, g: Graph,
+                  refs: dict[str, dict[str, Any]] | None = None) -> None:
+    """Replace ``like`` references by the referenced tensor's value. ``refs``: the tensors
+    that hold one, with the rule that set it per field (default: every tensor, rules
+    unknown)."""
+    refs = refs if refs is not None else {n: {} for n in ctx.entries}
+    for name in refs:
+        e = ctx.entries[name]
         for field, value in list(e.values.items()):
             if isinstance(value, ir.Ref):
-                other = _op_tensor(ctx, name, value.slot)
-                oe = ctx.entries.get(other) if other else None
-                if oe is None:
-                    e.values.pop(field)
-                    continue
-                ov = oe.get(field)
-                e.values[field] = ov
-                e.why[field].note = f"like {value.slot} ('{other}')"
+                _resolve_ref_chain(ctx, name, field, refs)
+
+
+def _resolve_ref_chain(ctx: Context, name: str, field: str,
+                       refs: dict[str, dict[str, Any]]) -> None:
+    """Resolve ``like`` references that point at tensors whose value is itself a reference
+    (a Concat input that is another Concat's output): follow the chain to a plain value, then
+    fill it in backwards. A reference without a target, or in a cycle, is dropped (unset)."""
+    chain: list[tuple[str, str | None, str]] = []
+    seen: set[str] = set()
+    cur = name
+    while True:
+        value = ctx.entries[cur].values.get(field)
+        if not isinstance(value, ir.Ref):
+            break
+        if cur in seen:  # a cycle of references: nothing to take the value from
+            break
+        seen.add(cur)
+        other = _op_tensor(ctx, cur, value.slot, refs.get(cur, {}).get(field))
+        chain.append((cur, other if other in ctx.entries else None, value.slot))
+        if other is None or other not in ctx.entries:
+            break
+        cur = other
+    dropped: set[str] = set()
+    for cur, other, slot in reversed(chain):
+        e = ctx.entries[cur]
+        ov = ctx.entries[other].values.get(field) if other is not None else None
+        if other is None or other in dropped or isinstance(ov, ir.Ref):
+            e.values.pop(field, None)
+            dropped.add(cur)
+            continue
+        e.values[field] = ctx.entries[other].get(field)
+        e.why[field] = replace(e.why[field], note=f"like {slot} ('{other}')")
 
 
 def _apply_min_bits(ctx: Context) -> None:
@@ -263,7 +414,7 @@ def _fix_axes(ctx: Context) -> None:
     g = ctx.graph
     fallback = ctx.options["per_channel_fallback"]
     for name, e in ctx.entries.items():
-        if not e.get("per_channel"):
+        if not e.values.get("per_channel"):  # built-in: per-tensor
             continue
         if e.values.get("axis") is not None:
             continue

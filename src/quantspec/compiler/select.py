@@ -24,23 +24,29 @@ class Index:
         self.candidates = list(candidates)
         self.cand = set(self.candidates)
         self.by_type: dict[str, list[Node]] = defaultdict(list)
-        self.by_name: dict[str, Node] = {}
+        self.by_name: dict[str, Node] = {node.name: node for node in graph.nodes}
+        by_type = self.by_type
         for node in graph.nodes:
-            self.by_type[node.op_type].append(node)
-            self.by_name[node.name] = node
+            by_type[node.op_type].append(node)
+        self._param_cache: dict[int, list[tuple[str, frozenset[str]]]] = {}
         self.by_kind: dict[str, list[str]] = defaultdict(list)
         self.by_role: dict[str, list[str]] = defaultdict(list)
         self.outputs: list[str] = []
         self.inputs: list[str] = []
+        # local names: this loop runs once per candidate tensor on every compile
+        tensors, by_kind, by_role = graph.tensors, self.by_kind, self.by_role
+        outputs, inputs = self.outputs.append, self.inputs.append
+        params = ("weight", "bias", "param")  # Tensor.is_param
         for name in self.candidates:
-            t = graph.tensors[name]
-            self.by_kind[t.kind].append(name)
+            t = tensors[name]
+            kind = t.kind
+            by_kind[kind].append(name)
             if t.role:
-                self.by_role[t.role].append(name)
+                by_role[t.role].append(name)
             if t.producer is not None and not t.constant_node:
-                self.outputs.append(name)
-            if t.consumers and not t.is_param:
-                self.inputs.append(name)
+                outputs(name)
+            if t.consumers and kind not in params:
+                inputs(name)
         if model_output == "graph":
             self.model_outputs = [n for n in graph.outputs if n in self.cand]
         else:
@@ -107,36 +113,47 @@ class Index:
 
     def _slot_of_nodes(self, nodes: list[Node], sel: ir.Selector) -> list[str]:
         slot, index = sel.slot, sel.index
-        g = self.graph
+        tensors = self.graph.tensors
+        # what the slot takes, decided once (not per node)
+        want_out = slot in ("output", "tensor")
+        out_range = None if index is None or slot == "tensor" else (index, index + 1)
+        want_in = slot in ("input", "tensor", "constant", "graph_input")
+        in_range = None if index is None or slot != "input" else (index, index + 1)
+        skip_params = not (slot == "input" and index is not None)
+        kind = {"constant": "constant", "graph_input": "model_input"}.get(slot)
+        want_params = slot not in ("input", "output", "constant", "graph_input") and (
+            slot in ("param", "tensor") or slot in ir.KNOWN_PARAM_ROLES
+            or (slot not in ir.GENERIC_SLOTS and slot not in ir.KIND_SLOTS))
+        role = None if slot in ("param", "tensor") else slot
         out: list[str] = []
         for node in nodes:
-            if slot in ("output", "tensor"):
-                outs = node.outputs if index is None or slot == "tensor" else \
-                    node.outputs[index:index + 1]
+            if want_out:
+                outs = node.outputs if out_range is None else node.outputs[slice(*out_range)]
                 out += [o for o in outs if o]
-            if slot in ("input", "tensor", "constant", "graph_input"):
-                ins = node.inputs if index is None or slot != "input" else \
-                    node.inputs[index:index + 1]
+            if want_in:
+                ins = node.inputs if in_range is None else node.inputs[slice(*in_range)]
                 for name in ins:
                     if not name:
                         continue
-                    t = g.tensors[name]
-                    if t.is_param and not (slot == "input" and index is not None):
+                    t = tensors[name]
+                    if skip_params and t.is_param:
                         continue
-                    if slot == "constant" and t.kind != "constant":
-                        continue
-                    if slot == "graph_input" and t.kind != "model_input":
+                    if kind is not None and t.kind != kind:
                         continue
                     out.append(name)
-            if slot in ("param", "tensor") or slot in ir.KNOWN_PARAM_ROLES or (
-                slot not in ir.GENERIC_SLOTS and slot not in ir.KIND_SLOTS
-            ):
-                if slot in ("input", "output", "constant", "graph_input"):
-                    continue
-                out += self._params(node, None if slot in ("param", "tensor") else slot)
-        return [n for n in dict.fromkeys(out) if n in self.cand]
+            if want_params:
+                out += self._params(node, role)
+        cand = self.cand
+        return [n for n in dict.fromkeys(out) if n in cand]
 
     def _params(self, node: Node, role: str | None) -> list[str]:
+        found = self._param_cache.get(node.index)
+        if found is None:
+            found = self._param_cache[node.index] = self._node_params(node)
+        return [p for p, roles in found if role is None or role in roles]
+
+    def _node_params(self, node: Node) -> list[tuple[str, frozenset[str]]]:
+        """The parameters of ``node`` in input order, each with the roles it has there."""
         out = []
         for name in node.inputs:
             pname = self.graph.static_source(name) if name else None
@@ -147,11 +164,10 @@ class Index:
                     pname = self.graph.static_source(self.graph.nodes[prod].inputs[0])
             if pname is None:
                 continue
-            t = self.graph.tensors[pname]
-            for idx, r in t.param_of:
-                if idx == node.index and (role is None or r == role):
-                    out.append(pname)
-                    break
+            roles = frozenset(r for idx, r in self.graph.tensors[pname].param_of
+                              if idx == node.index)
+            if roles:
+                out.append((pname, roles))
         return out
 
 

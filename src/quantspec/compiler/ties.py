@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import ir
-from .plan import Why
+from .plan import BUILTIN, Why
 
 if TYPE_CHECKING:
     from .resolve import Context
@@ -32,11 +32,18 @@ SHARED_FIELDS = ("quantized", "dtype", "bits", "symmetric", "strict_symmetric",
 
 
 class _UF:
+    """Union-find over tensor names that also keeps each group's members (in joining order),
+    so applying a shared encoding to a group costs its size, not a scan of every tie."""
+
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
+        self.members: dict[str, list[str]] = {}
 
     def find(self, x: str) -> str:
-        self.parent.setdefault(x, x)
+        if x not in self.parent:
+            self.parent[x] = x
+            self.members[x] = [x]
+            return x
         while self.parent[x] != x:
             self.parent[x] = self.parent[self.parent[x]]
             x = self.parent[x]
@@ -46,6 +53,10 @@ class _UF:
         a, b = self.find(keep), self.find(other)
         if a != b:
             self.parent[b] = a
+            self.members[a] += self.members.pop(b)
+
+    def group(self, x: str) -> list[str]:
+        return list(self.members[self.find(x)])
 
 
 def apply_ties(ctx: Context, ties: tuple[ir.Tie, ...]) -> None:
@@ -69,7 +80,7 @@ def apply_ties(ctx: Context, ties: tuple[ir.Tie, ...]) -> None:
         if not tie.mode:
             names = [n for n in tie.tensors if n in ctx.entries and not ctx.entries[n].reason]
             for n in names[1:]:
-                _share(ctx, uf, names[0], n, tie, ctx.entries[names[0]].values)
+                _share(ctx, uf, names[0], n, tie, _resolved(ctx, names[0]))
     groups: dict[str, list[str]] = {}
     for name in list(uf.parent):
         groups.setdefault(uf.find(name), []).append(name)
@@ -122,10 +133,8 @@ def _out_to_in(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
     fans_out = len(ctx.graph.tensors[src].consumers) > 1
     if eo.get("fixed_range") is not None and fans_out:
         return
-    merged = _merge(ctx.entries[rep].values, eo.values)
+    merged = _merge(_resolved(ctx, rep), _resolved(ctx, out))
     _share(ctx, uf, rep, out, tie, merged)
-    for m in [n for n in uf.parent if uf.find(n) == uf.find(rep)]:
-        _apply(ctx, m, merged, tie, rep)
 
 
 def _in_to_out(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
@@ -146,7 +155,7 @@ def _in_to_out(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
             continue  # an input that also feeds other ops keeps its own encoding
         if ctx.entries[src].get("fixed_range") is not None and not shared_range:
             continue  # a constrained input is not tied unless all inputs share the range
-        _share(ctx, uf, out, src, tie, ctx.entries[uf.find(out)].values)
+        _share(ctx, uf, out, src, tie, _resolved(ctx, uf.find(out)))
 
 
 def _states(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
@@ -163,7 +172,7 @@ def _states(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
         rep = group[1] if len(group) > 1 and group[0] == (ins[0] if ins else "") else group[0]
         for m in group:
             if m != rep:
-                _share(ctx, uf, rep, m, tie, ctx.entries[uf.find(rep)].values)
+                _share(ctx, uf, rep, m, tie, _resolved(ctx, uf.find(rep)))
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -200,10 +209,19 @@ def _tie_where(tie: ir.Tie) -> str:
     return str(tie.span) if tie.span is not None else f"<{tie.origin or 'tie'}>"
 
 
+def _resolved(ctx: Context, name: str) -> dict[str, Any]:
+    """Every shared field of ``name`` as resolved (built-in defaults included): what the
+    members of a group take, so that no member keeps a value of its own for a field the
+    representative leaves at its default."""
+    values = ctx.entries[name].values  # Entry.get without the call: this runs per tie
+    return {f: values.get(f, BUILTIN[f]) for f in SHARED_FIELDS}
+
+
 def _apply(ctx: Context, name: str, values: dict[str, Any], tie: ir.Tie, rep: str) -> None:
     e = ctx.entries[name]
+    own = e.values
     for f in SHARED_FIELDS:
-        if f in values and e.values.get(f, None) != values[f]:
+        if f in values and own.get(f, BUILTIN[f]) != values[f]:
             old = e.why.get(f)
             e.values[f] = values[f]
             e.why[f] = Why(_tie_where(tie), f"tie {tie.mode or 'share'}",
@@ -220,5 +238,8 @@ def _share(ctx: Context, uf: _UF, keep: str, other: str, tie: ir.Tie,
             "encoding with a one-sided fixed range has no defined range", tie.span,
             hint="give both min and max, or make the tensors asymmetric")
     uf.union(keep, other)
-    _apply(ctx, keep, values, tie, keep)
-    _apply(ctx, other, values, tie, keep)
+    # every member of the joined group (not only the two tensors named here) takes the shared
+    # values: a Relu output tied to its input, then that Relu output tied into a Concat, is
+    # one encoding for all three
+    for m in uf.group(keep):
+        _apply(ctx, m, values, tie, keep)

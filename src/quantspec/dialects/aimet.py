@@ -128,6 +128,11 @@ def validate(cfg: Any, pos: Positions) -> None:
         if bad:
             raise QuantspecError("E132", msg, pos.get(path),
                                  hint="AIMET's semantic check rejects this value")
+    for i, sg in enumerate(cfg["supergroups"]):
+        if "op_list" not in sg:  # the schema allows it; AIMET then fails on sg["op_list"]
+            raise QuantspecError("E132", f"supergroups[{i}] has no 'op_list'",
+                                 pos.get(("supergroups", i)),
+                                 hint='a supergroup is {"op_list": ["Conv", "Relu"]}')
 
 
 def _schema_error(err: Any, cfg: Any, pos: Positions) -> QuantspecError:
@@ -424,6 +429,15 @@ def _tf(v: bool) -> str:
     return "True" if v else "False"
 
 
+# The stdlib profile that states, as rules, what AIMET does around any config file: rules that
+# come from it are AIMET itself and need no place in the written file.
+IMPLICIT_PROFILE = "std/aimet/implicit.qspec"
+
+
+def _implied(span: Span | None) -> bool:
+    return span is not None and span.file == IMPLICIT_PROFILE
+
+
 def write(profile: ir.Profile, report: Report | None = None, **_: Any) -> str:
     """Write an AIMET config; what AIMET cannot hold is reported (W5xx) with its position."""
     report = report if report is not None else Report()
@@ -432,7 +446,7 @@ def write(profile: ir.Profile, report: Report | None = None, **_: Any) -> str:
     meta = {k: s.value for k, s in profile.meta.items()}
     d = cfg["defaults"]
     for rule in profile.rules:
-        if rule.origin == ORIGIN:
+        if rule.origin == ORIGIN or _implied(rule.span):
             continue
         _write_rule(rule, cfg, report)
     if "aimet.hw_version" in meta:
@@ -459,19 +473,75 @@ def write(profile: ir.Profile, report: Report | None = None, **_: Any) -> str:
     if passes or meta.get("aimet.version", "2") == "2" and profile.dialect == NAME:
         cfg["supergroup_pass_list"] = passes
     for t in profile.ties:
-        if t.origin != ORIGIN:
-            report.warn("W503", f"AIMET cannot hold shared encodings ('{t.mode or 'share'}'); "
+        if t.origin != ORIGIN and not _implied(t.span):
+            report.warn("W504", f"AIMET cannot hold shared encodings ('{t.mode or 'share'}'); "
                         "AIMET ties Relu/AveragePool/Concat by itself", t.span)
     for name, span in profile.post:
         if not name.startswith("aimet."):
             report.warn("W504", f"post rule '{name}' has no AIMET form", span)
+    # the reader fixes the compiler options (fusion matching by AIMET version, aimet.md B.3)
+    fixed = {"fusion": "aimet1" if str(meta.get("aimet.version", "2")).startswith("1")
+             else "aimet2", "conflicts": "later_wins", "model_output": "terminal",
+             "per_channel_fallback": "error"}
+    for key, st in profile.options.values.items():
+        if st.value != fixed.get(key):
+            report.warn("W504", f"option {key}: {st.value} has no AIMET form (AIMET's is "
+                        f"{fixed.get(key)})", st.span)
+    _note_symmetry_sides(profile, report)
+    _note_implicit(profile, report)
     for key, s in {**profile.calibrate, **profile.transforms}.items():
-        report.warn("W505", f"'{key}' is not part of an AIMET config (it is a "
+        report.warn("W504", f"'{key}' is not part of an AIMET config (it is a "
                     "QuantizationSimModel / technique argument)", s.span)
     order = ("defaults", "params", "op_type", "supergroups", "supergroup_pass_list",
              "model_input", "model_output")
     out = {k: cfg[k] for k in order if k in cfg}
     return json.dumps(out, indent=4) + "\n"
+
+
+def _note_symmetry_sides(profile: ir.Profile, report: Report) -> None:
+    """``is_symmetric`` of defaults.ops and of an op_type entry covers the op's inputs and
+    outputs at once (the reader gives both sides the value): a rule for one side, or two sides
+    that disagree, changes the other side in AIMET (W503 at each such rule)."""
+    sides: dict[tuple[str, ...], dict[str, list[tuple[bool, ir.Rule]]]] = {}
+    for rule in profile.rules:
+        sel = rule.selector
+        if rule.origin == ORIGIN or _implied(rule.span) or rule.final or sel.where \
+                or sel.index is not None or sel.slot not in ("input", "output") \
+                or sel.scope not in ("defaults", "op"):
+            continue  # not written, or written without is_symmetric
+        value = ir.value_of(rule.settings, "symmetric")
+        if not isinstance(value, bool):
+            continue
+        keys = [("defaults",)] if sel.scope == "defaults" else [("op", t) for t in sel.op_types]
+        for key in keys:
+            sides.setdefault(key, {}).setdefault(sel.slot, []).append((value, rule))
+    noted: set[int] = set()
+    for key, by_side in sides.items():
+        last = {side: rules[-1][0] for side, rules in by_side.items()}
+        if len(last) == 2 and last["input"] == last["output"]:
+            continue
+        what = "defaults.ops" if key == ("defaults",) else f"op_type {key[1]}"
+        for rules in by_side.values():
+            for value, rule in rules:
+                if id(rule) not in noted:
+                    noted.add(id(rule))
+                    report.warn("W503", f"AIMET's is_symmetric ({what}) sets inputs and outputs "
+                                f"together: '{rule.selector.describe()}' symmetric "
+                                f"{_tf(value)} is written for both sides", rule.span)
+
+
+def _note_implicit(profile: ir.Profile, report: Report) -> None:
+    """A profile that does not state AIMET's own rules (derived by the reader, or the stdlib
+    ``aimet/implicit`` profile) gets them anyway once AIMET reads the file (aimet.md B):
+    announced once, since the plan can then differ wherever the profile says nothing."""
+    if any(r.origin == ORIGIN or _implied(r.span) for r in profile.rules):
+        return
+    report.warn("W503", "AIMET adds its own rules to every config (aimet.md B): model inputs "
+                "and constants start unquantized, grid-preserving outputs (MaxPool, Reshape, "
+                "...) and Flatten/Gather/... outputs are not quantized, Relu/AveragePool outputs "
+                "share their input's encoding and Concat inputs the output's; this profile "
+                "does not say so (extend \"aimet/implicit\" to compile it the way AIMET will)",
+                profile.span)
 
 
 def _write_rule(rule: ir.Rule, cfg: dict[str, Any], report: Report) -> None:
@@ -492,7 +562,13 @@ def _write_rule(rule: ir.Rule, cfg: dict[str, Any], report: Report) -> None:
     d = cfg["defaults"]
     if sel.scope == "defaults":
         if sel.slot == "output":
-            put(d["ops"], "is_output_quantized", "quantized")
+            if vals.get("quantized") is False:
+                # AIMET accepts only "True" here (A.1 step 5) and starts with every output
+                # quantizer off (B.2): "off" is the key's absence
+                d["ops"].pop("is_output_quantized", None)
+                held.add("quantized")
+            else:
+                put(d["ops"], "is_output_quantized", "quantized")
             put(d["ops"], "is_symmetric", "symmetric")
         elif sel.slot == "input":
             if vals.get("symmetric") is not None and "is_symmetric" not in d["ops"]:
@@ -515,8 +591,12 @@ def _write_rule(rule: ir.Rule, cfg: dict[str, Any], report: Report) -> None:
             oc = cfg["op_type"].setdefault(t, {})
             if sel.slot == "output":
                 put(oc, "is_output_quantized", "quantized")
-                put(oc, "is_symmetric", "symmetric")
                 fr = vals.get("fixed_range")
+                if vals.get("symmetric") is True and fr is not None and None not in fr[:2] \
+                        and math.isclose(fr[0], -fr[1], rel_tol=1e-5, abs_tol=1e-8):
+                    held.add("symmetric")  # implied by the range (aimet.md C.2); is_symmetric
+                else:  # would also make the op's inputs symmetric
+                    put(oc, "is_symmetric", "symmetric")
                 if fr is not None and fr[0] is not None:
                     oc["encoding_constraints"] = {"min": fr[0]} if fr[1] is None else \
                         {"min": fr[0], "max": fr[1]}
@@ -542,5 +622,6 @@ def _write_rule(rule: ir.Rule, cfg: dict[str, Any], report: Report) -> None:
     lost = [f for f in vals if f not in held]
     if lost:
         what = "rule" if not held else "setting" + ("s" if len(lost) > 1 else "")
-        report.warn("W501", f"AIMET cannot hold {what} {', '.join(lost)} of "
-                    f"'{sel.describe()}': dropped", rule.span)
+        # W501: the whole rule is dropped; W502: some of its settings (as the other writers)
+        report.warn("W501" if not held else "W502", f"AIMET cannot hold {what} "
+                    f"{', '.join(lost)} of '{sel.describe()}': dropped", rule.span)

@@ -10,7 +10,7 @@ AveragePool, LSTM/GRU): each layer gets one whole config block, ``override_layer
 (by name) else ``override_layer_types`` (by type) else ``common_config``, and fields missing
 from the chosen block take AMCT's built-in defaults, not the lower block's values. In the IR each
 block becomes an ``input`` rule and a ``weight`` rule holding every field (whole-block
-replacement); skips become ``final`` ``quantized: false`` rules. ``docs/dialects_vitis_amct.md``
+replacement); skips become ``final`` ``quantized: false`` rules. ``docs/dialects.md``
 has the full mapping and what each direction loses.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,13 +33,24 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from ..errors import QuantspecError, Report, did_you_mean
-from ..ir import FIELDS, Calibration, Profile, Rule, Selector, Setting, Tie, value_of
+from ..ir import (
+    FIELDS,
+    OPTION_DEFAULTS,
+    Calibration,
+    Profile,
+    Rule,
+    Selector,
+    Setting,
+    Tie,
+    value_of,
+)
 from ..source import Span
 from . import amct_pb2 as pb
 
 NAME = "amct"
 SUFFIXES = (".cfg", ".prototxt", ".pbtxt")
 META = "amct."  # prefix of this dialect's Profile.meta keys
+MAX_CFG_CHARS = 256 * 1024
 
 # field.py defaults (vitis_amct.md 2.2).
 IFMR_DEFAULTS = (("max_percentile", 0.999999), ("min_percentile", 0.999999),
@@ -67,7 +79,9 @@ _FOREIGN_HINTS = {
     "override_layers_configs": "this is an AMCT KV-cache calibration config, which quantspec "
                                "does not read",
 }
-_DETECT = re.compile(r"^\s*(batch_num|activation_offset|joint_quant|common_config|"
+# [ \t]*, not \s*: with re.M a leading \s* ran over the blank lines after every line start
+# (quadratic: 16k blank lines took seconds)
+_DETECT = re.compile(r"^[ \t]*(batch_num|activation_offset|joint_quant|common_config|"
                      r"override_layer_types|override_layer_configs|skip_layers|"
                      r"skip_layer_types|do_fusion|skip_fusion_layers|nuq_config|"
                      r"fakequant_precision_mode|tensor_quantize)\s*[:{<]", re.M)
@@ -162,6 +176,10 @@ def detect(text: str) -> bool:
 def read(text: str, file: str = "<string>", **options: Any) -> Profile:
     """Read an AMCT ``.cfg``. ``framework=`` (pytorch|onnx|tensorflow|caffe|ascend) names the
     front-end whose layer types the file uses (default: detected); ``report=`` gets warnings."""
+    if len(text) > MAX_CFG_CHARS:  # protobuf's text parser reads ~0.5 MB/s; configs are small
+        raise QuantspecError("E114", f"an AMCT .cfg is at most {MAX_CFG_CHARS} characters; this "
+                             f"one has {len(text)}", Span(file, 1, 1),
+                             hint="is this the right file?")
     msg = _parse(text, file)
     loc = _Locator(text, file)
     ctx = _Context(msg, loc, options.get("report"), _framework(msg, loc, options))
@@ -556,6 +574,11 @@ class _Checker:
                               self.loc.key((*block.path, chosen or present[-1])))
 
     def _ifmr(self, m: pb.FMRQuantize, path: Path) -> None:
+        for name in ("search_range_start", "search_range_end", "search_step", "max_percentile",
+                     "min_percentile"):
+            # nan passes every comparison below as False (and Decimal("nan") raises)
+            if not math.isfinite(getattr(m, name)):
+                raise self._fail("E152", f"{name} must be a finite number", (*path, name))
         start, end = f32(m.search_range_start), f32(m.search_range_end)
         step = f32(m.search_step)
         if start <= 0:
@@ -1039,6 +1062,13 @@ class _Writer:
                     getattr(dest, part).append((order, rule))
         self._fill_ir_defaults(lower, common, own)
         self.from_amct = bool(own)
+        if not self.from_amct:
+            # AMCT's model is input-side (2.3): whatever the profile says about other tensors,
+            # AMCT quantizes exactly the data inputs and weights of the layers it does not skip
+            self.warn("W503", "AMCT quantizes the data input and the weights of every "
+                      f"quantizable layer ({', '.join(self.t.common)}) it does not skip, and "
+                      "no other tensor: tensors this profile quantizes otherwise are not "
+                      "quantized as it says", None)
         # `input: quantized false` inside a block is weight-only quantization (ATC's
         # weight_compress_only), not a skip.
         wo_types = _weight_only(skip_types, types)
@@ -1122,6 +1152,10 @@ class _Writer:
                       pattern.span)
         for name, span in (*self.p.passes, *self.p.post):
             self.warn("W504", f"'{name}' has no AMCT equivalent; dropped", span)
+        for name, setting in self.p.options.values.items():
+            if setting.value != OPTION_DEFAULTS.get(name):  # the reader sets none: defaults
+                self.warn("W504", f"option {name}: {_show(setting.value)} has no AMCT form; "
+                          "dropped", setting.span)
 
     # -- routing ----------------------------------------------------------------------------------
 

@@ -76,7 +76,8 @@ def detect(text: str) -> bool:
     ``encodings`` list whose entries have ``y_scale`` / ``output_dtype`` (aimet.md D)."""
     try:
         doc = json.loads(text)
-    except ValueError:  # broken JSON: still ours if the keys are, so the reader can point at it
+    except (ValueError, RecursionError):  # broken (or too deep) JSON: still ours if the keys
+        # are, so the reader can point at it
         if re.search(r'"(activation|param)_encodings"\s*:', text):
             return True
         return bool(re.search(r'"encodings"\s*:\s*\[', text) and
@@ -97,7 +98,11 @@ def read(text: str, file: str = "<string>", **options: Any) -> ir.Profile:
     Options: ``version`` (assumed when the file declares none), ``strict`` (default True: unknown
     fields and duplicates are errors). Raises ``QuantspecError`` (E110/E111, E130-E137).
     """
-    ef = read_file(text, file, version=options.get("version"),
+    assumed = options.get("version")
+    if isinstance(assumed, str) and "." not in assumed:
+        # "1" / "2" is the CLI's --aimet-version, passed to every reader: not an encodings version
+        assumed = None
+    ef = read_file(text, file, version=assumed,
                    strict=bool(options.get("strict", True)))
     return to_profile(ef)
 

@@ -19,9 +19,7 @@ import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from ..errors import QuantspecError, did_you_mean
 from ..jsonpos import PathT, Positions, json_path, loads
@@ -39,6 +37,9 @@ from .encodings_model import (
     qnn_encoding,
     zero_point_range,
 )
+
+if TYPE_CHECKING:  # imported on use, so sniffing a file's dialect stays cheap (lint)
+    import jsonschema
 
 SECTIONS = (("activation_encodings", "activation"), ("param_encodings", "param"))
 _SECTION_NAMES = ("activation_encodings", "param_encodings")
@@ -113,6 +114,8 @@ def schema(layout: str) -> dict[str, Any]:
 
 @functools.cache
 def _validator(layout: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(schema(layout))
 
 
@@ -416,8 +419,8 @@ class _Reader:
             if mn > mx:
                 raise self.error("E134", f"min {mn!r} is greater than max {mx!r}",
                                  (*path, "max"))
-            if "scale" in ch and _consistent(mn, mx, float(ch["scale"]), float(ch["offset"]),
-                                             bits):
+            if "scale" in ch and "offset" in ch and _consistent(
+                    mn, mx, float(ch["scale"]), float(ch["offset"]), bits):
                 return float(ch["scale"]), float(ch["offset"]) + 0.0
             return qnn_encoding(mn, mx, bits)
         if "scale" in ch:

@@ -16,7 +16,7 @@ config, and the DPU / CPU / GPU conflict rules last. In the IR:
   ``data/vitis_layer_types.json``), ``layer_name`` entries ``layer`` rules,
 * the switches become ``Profile.transforms`` / ``Profile.meta``.
 
-``docs/dialects_vitis_amct.md`` has the full mapping and what each direction loses.
+``docs/dialects.md`` has the full mapping and what each direction loses.
 """
 
 from __future__ import annotations
@@ -27,14 +27,24 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .. import jsonpos
 from ..errors import QuantspecError, Report, did_you_mean
-from ..ir import FIELDS, Calibration, Profile, Rule, Selector, Setting, value_of
+from ..ir import (
+    FIELDS,
+    OPTION_DEFAULTS,
+    Calibration,
+    Profile,
+    Rule,
+    Selector,
+    Setting,
+    value_of,
+)
 from ..source import Span
+
+if TYPE_CHECKING:  # imported on use, so sniffing a file's dialect stays cheap (lint)
+    import jsonschema
 
 NAME = "vitis"
 SUFFIXES = (".json",)
@@ -138,6 +148,8 @@ def layer_types() -> dict[str, tuple[str, ...]]:
 
 @lru_cache(maxsize=1)
 def _schema_validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     path = resources.files("quantspec").joinpath("schemas/vitis_quant_config.json")
     return jsonschema.Draft202012Validator(json.loads(path.read_text(encoding="utf-8")))
 
@@ -867,6 +879,7 @@ class _Writer:
         gsettings = {k: self._fold(glob.items.get(k, [])) for k in KINDS}
         self._fill_ir_defaults(gsettings)
         self._check_model_io(gsettings["activation"][0], model_io)
+        self._note_model_inputs(gsettings["activation"][0], model_io)
         params = {k: self._params(k, *gsettings[k]) for k in KINDS}
         self._stat_fixup(params)
         overall, tensors = _factor(KINDS, params)
@@ -924,6 +937,10 @@ class _Writer:
         for name, setting in self.p.calibrate.items():
             self.warn("W504", f"calibrate {name}: {_show(setting.value)} has no place in the "
                       "config file (torch_quantizer arguments); dropped", setting.span)
+        for name, setting in self.p.options.values.items():
+            if setting.value != OPTION_DEFAULTS.get(name):  # the reader sets none: defaults
+                self.warn("W504", f"option {name}: {_show(setting.value)} has no vai_q_pytorch "
+                          "form; dropped", setting.span)
 
     def _self_check(self, text: str) -> None:
         try:
@@ -995,13 +1012,24 @@ class _Writer:
         run = self.run
         if run is not None and run.op_types == sel.op_types and sel.slot not in run.slots:
             run.slots.add(sel.slot)
+            self._wider(rule, run.names)
             return run.names
         names = self.namer.names(sel.op_types)
         self.run = _Run(sel.op_types, {sel.slot}, names)
         if not names:
             self.warn("W501", f"{_label(rule)}: no vai_q_pytorch layer_type for "
                       f"{' | '.join(sel.op_types)}; rule dropped", rule.span)
+        self._wider(rule, names)
         return names
+
+    def _wider(self, rule: Rule, names: list[str]) -> None:
+        """A layer_type may stand for more ONNX ops than the rule names (``Linear`` is Gemm and
+        MatMul, 1.8): the written entry then applies to those too."""
+        covered = {op for n in names for op in (onnx_op_types(n) or ())}
+        extra = sorted(covered - set(rule.selector.op_types))
+        if extra:
+            self.warn("W503", f"{_label(rule)}: layer_type {', '.join(names)} also covers "
+                      f"{', '.join(extra)}; written for those ops too", rule.span)
 
     def _rule_warnings(self, rule: Rule, kinds: tuple[str, ...]) -> None:
         label = _label(rule)
@@ -1035,6 +1063,25 @@ class _Writer:
                 value = value or Setting(IR_DEFAULTS[name])
                 if builtin[name] != value:
                     settings[name] = value
+
+    def _note_model_inputs(self, act: Mapping[str, Setting], model_io: list[Rule]) -> None:
+        """vai_q_pytorch quantizes the model's input (the Input node's output) with the global
+        activation config (1.10), whatever the consuming layers' input configs say. A profile
+        not read from Vitis that has no model input rule may quantize model inputs otherwise:
+        announced once."""
+        if any(r.origin == NAME for r in self.p.rules):
+            return
+        if any(r.selector.scope == "model_input" for r in model_io):
+            return  # _check_model_io reports what differs
+        quantized = _value(act, "quantized") is True
+        if not quantized and not any(  # no rule could quantize a model input either
+                value_of(r.settings, "quantized") is True
+                and r.selector.slot in ("tensor", "input", "graph_input") for r in self.p.rules):
+            return
+        state = "quantized" if quantized else "not quantized"
+        self.warn("W503", "vai_q_pytorch quantizes the model inputs with the global activation "
+                  f"config ({state} here); this profile has no model input rule, so model "
+                  "inputs may not be quantized as it says", None)
 
     def _check_model_io(self, act: Mapping[str, Setting], rules: list[Rule]) -> None:
         for rule in rules:
@@ -1074,6 +1121,10 @@ class _Writer:
             del out["per_channel"]
         if "narrow_range" not in out and isinstance(_value(s, "strict_symmetric"), bool):
             out["narrow_range"] = s["strict_symmetric"].value  # same grid when signed+symmetric
+            if out["narrow_range"]:
+                self.warn("W503", "strict_symmetric written as narrow_range: the same grid for "
+                          "signed symmetric tensors, but vai_q_pytorch also narrows asymmetric "
+                          "ones", s["strict_symmetric"].span)
         if _value(s, "scale_type") in SCALE_BACK:
             out["scale_type"] = SCALE_BACK[s["scale_type"].value]
         rounding = _value(s, "rounding")
@@ -1160,7 +1211,7 @@ def _datatype_params(out: dict[str, Any], s: Mapping[str, Setting], bf16: bool) 
 # Fields whose built-in Vitis value differs from the compiler's default for an unset field.
 _FILL_FIELDS = ("quantized", "symmetric", "scale_type", "rounding", "calibration")
 
-# Approximate stand-ins for methods vai_q_pytorch lacks (docs/dialects_vitis_amct.md).
+# Approximate stand-ins for methods vai_q_pytorch lacks (docs/dialects.md).
 _APPROX_METHODS = {"tf_enhanced": "mse", "hfmg": "mse", "ifmr": "percentile",
                    "moving_average": "maxmin"}
 

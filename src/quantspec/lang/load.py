@@ -9,6 +9,7 @@ arbitrary files). Cycles are an error that names the chain.
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ..fileio import read_text
 from ..source import Span
 
 MAX_EXTENDS_DEPTH = 32
+_STDLIB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 
 
 def stdlib_names() -> list[str]:
@@ -37,6 +39,9 @@ def stdlib_names() -> list[str]:
 
 
 def stdlib_text(name: str) -> str | None:
+    # a stdlib name is words joined by "/": "ort/../../x" would read any .qspec file (E104)
+    if not _STDLIB_NAME.fullmatch(name):
+        return None
     parts = name.split("/")
     node: Any = resources.files("quantspec.stdlib_profiles")
     for part in parts[:-1]:
@@ -82,7 +87,8 @@ def resolve(prof: ir.Profile, root: Path, allow_outside: bool, chain: tuple[str,
         return prof
     if len(chain) > MAX_EXTENDS_DEPTH:
         raise QuantspecError("E107", f"extends chain deeper than {MAX_EXTENDS_DEPTH}",
-                             prof.extends[0][1])
+                             prof.extends[0][1], hint="flatten the chain: a profile may extend "
+                             "several bases at once")
     merged: ir.Profile | None = None
     for target, span in prof.extends:
         base = _load_target(target, span, prof.source, root, allow_outside, chain, options)

@@ -8,6 +8,8 @@ become ``QuantspecError`` E001/E002 with the expected tokens named the way a use
 from __future__ import annotations
 
 import functools
+import math
+import re
 from importlib import resources
 from typing import Any
 
@@ -20,6 +22,16 @@ from ..source import Span
 from . import settings as S
 
 MAX_PATTERN_LENGTH = 32
+# Input limits (docs/reliability.md). Lark's LALR parser reads ~60k tokens/s, so the token
+# limit keeps every accepted file under about a second; the others bound memory and recursion.
+MAX_QSPEC_BYTES = 1 << 20
+MAX_TOKENS = 20_000
+MAX_STATEMENTS = 2_000
+MAX_LIST_DEPTH = 8
+MAX_WORD_CHARS = 4096  # a name or a "string"
+MAX_NUMBER_CHARS = 64
+_SCAN = re.compile(r'(?P<ws>\s+|#[^\n]*)|(?P<word>"(?:[^"\\\n]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*)'
+                   r"|(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)|.", re.S)
 SLOT_NAMES = (*ir.GENERIC_SLOTS, *ir.KIND_SLOTS, *ir.KNOWN_PARAM_ROLES)
 KEYWORDS = ("profile", "extends", "options", "defaults", "op", "fuse", "model", "layer", "tensor",
             "share", "tie", "calibrate", "transform", "passes", "post", "meta", "final", "group")
@@ -35,16 +47,76 @@ _TERMINAL_NAMES = {
 @functools.lru_cache(maxsize=1)
 def grammar() -> Lark:
     text = resources.files("quantspec.grammar").joinpath("quantspec.lark").read_text("utf-8")
-    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                cache=_grammar_cache())
+
+
+def _grammar_cache() -> str | bool:
+    """A file for Lark's compiled parser tables, so a new process skips building them (the
+    largest part of ``quantspec lint``'s start-up, benchmarks/RESULTS.md). Lark reuses it only
+    when the SHA-256 of the grammar, the options, Lark's and Python's versions match, and
+    rebuilds otherwise. In $QUANTSPEC_CACHE_DIR, else $XDG_CACHE_HOME/quantspec or
+    ~/.cache/quantspec (not a shared temp directory: the file is a pickle);
+    QUANTSPEC_CACHE_DIR="" turns it off."""
+    import os
+
+    d = os.environ.get("QUANTSPEC_CACHE_DIR")
+    if d is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "quantspec")
+    if not d:
+        return False
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    return os.path.join(d, "qspec-grammar.lark-cache")
 
 
 def parse(text: str, file: str = "<string>") -> ir.Profile:
     """Parse .qspec ``text``; ``extends`` are recorded, not resolved (see :mod:`.load`)."""
+    check_limits(text, file)
     try:
         tree = grammar().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, file) from None
+    if len(tree.children) > MAX_STATEMENTS:
+        extra = tree.children[MAX_STATEMENTS]
+        span = Span(file, getattr(extra.meta, "line", 0), getattr(extra.meta, "column", 0))
+        raise QuantspecError("E012", f"more than {MAX_STATEMENTS} statements", span,
+                             hint="split the profile into files joined with extends")
     return _Builder(file).build(tree)
+
+
+def check_limits(text: str, file: str) -> None:
+    """E010 size, E011 token count, E014 word length, E015 number length; before Lark runs."""
+    if len(text) > MAX_QSPEC_BYTES or len(text.encode("utf-8")) > MAX_QSPEC_BYTES:
+        raise QuantspecError("E010", f"a .qspec file is at most {MAX_QSPEC_BYTES} bytes; this "
+                             f"one is {len(text.encode('utf-8'))}", Span(file, 1, 1),
+                             hint="large per-tensor encodings belong in an encodings file")
+    count = 0
+    for m in _SCAN.finditer(text):
+        kind = m.lastgroup
+        if kind == "ws":
+            continue
+        count += 1
+        size = m.end() - m.start()
+        problem = ""
+        if count > MAX_TOKENS:
+            code, problem = "E011", f"more than {MAX_TOKENS} tokens"
+            hint = "split the profile into files joined with extends"
+        elif kind == "word" and size > MAX_WORD_CHARS:
+            code, problem = "E014", f"a name or string of {size} characters (the limit is " \
+                f"{MAX_WORD_CHARS})"
+            hint = "use a pattern such as \"encoder.*\" instead of a long name"
+        elif kind == "num" and size > MAX_NUMBER_CHARS:
+            code, problem = "E015", f"a number of {size} characters (the limit is " \
+                f"{MAX_NUMBER_CHARS})"
+            hint = "write large or precise values with an exponent, e.g. 1.5e-12"
+        if problem:
+            line = text.count("\n", 0, m.start()) + 1
+            col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            raise QuantspecError(code, problem, Span(file, line, col), hint=hint)
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> QuantspecError:
@@ -210,7 +282,8 @@ class _Builder:
         chain = tuple(self.op_types(c) for c in t.children)
         if len(chain) > MAX_PATTERN_LENGTH:
             raise QuantspecError("E008", f"fusion pattern of {len(chain)} ops is longer than "
-                                 f"{MAX_PATTERN_LENGTH}", self.span(t))
+                                 f"{MAX_PATTERN_LENGTH}", self.span(t),
+                                 hint="a fusion pattern is a short chain such as Conv -> Relu")
         self.patterns.append(ir.Pattern(chain, self.span(t)))
 
     def do_share_stmt(self, t: Tree) -> None:
@@ -315,20 +388,30 @@ class _Builder:
         key, val = item.children
         return S.setting(str(key), self.value(val), self.span(key), self.span(val))
 
-    def value(self, t: Any) -> Any:
+    def value(self, t: Any, depth: int = 0) -> Any:
         if isinstance(t, Token):
             return str(t)
         kind = t.data
         if kind == "number":
             s = str(t.children[0])
-            return float(s) if any(c in s for c in ".eE") else int(s)
+            if any(c in s for c in ".eE"):
+                num = float(s)
+                if math.isinf(num):  # 1e999: the language spells infinity `inf`
+                    raise QuantspecError("E015", f"number {s} is out of range", self.span(t),
+                                         hint="write inf or -inf for an open range end")
+                return num
+            return int(s)
         if kind == "string":
             return _unquote(t.children[0])
         if kind == "name":
             word = str(t.children[0])
             return {"true": True, "false": False, "null": None}.get(word, word)
         if kind == "list":
-            return tuple(self.value(c) for c in t.children)
+            if depth >= MAX_LIST_DEPTH:
+                raise QuantspecError("E013", f"lists nested deeper than {MAX_LIST_DEPTH}",
+                                     self.span(t), hint="a range is [min, max]; encodings are "
+                                     "[[min, max], ...]")
+            return tuple(self.value(c, depth + 1) for c in t.children)
         if kind == "ref":
             return ir.Ref(str(t.children[0]))
         if kind == "call":
@@ -337,9 +420,14 @@ class _Builder:
             positional = 0
             for arg in t.children[1:]:
                 if isinstance(arg, Tree) and arg.data == "kwarg":
-                    params.append((str(arg.children[0]), self.value(arg.children[1])))
+                    if str(arg.children[0]).startswith("_"):  # "_0", "_1" name positionals
+                        raise QuantspecError("E005", f"parameter name '{arg.children[0]}' "
+                                             "cannot start with '_'", self.span(arg),
+                                             hint="e.g. percentile(percentile=99.99)")
+                    params.append((str(arg.children[0]), self.value(arg.children[1],
+                                                                    depth + 1)))
                 else:
-                    params.append((f"_{positional}", self.value(arg)))
+                    params.append((f"_{positional}", self.value(arg, depth + 1)))
                     positional += 1
             return ir.Calibration(method, tuple(_name_positional(method, params)))
         raise AssertionError(kind)

@@ -61,6 +61,10 @@ def flag(word: str, span: Span) -> dict[str, ir.Setting]:
             hint=did_you_mean(word, choices) or "write `key: value`, or a flag such as "
             "on, off, int8, symmetric, per_channel",
         )
+    bits = values.get("bits")
+    if bits is not None and not 1 <= bits <= 64:  # int0, int1000: same range as `bits:`
+        raise QuantspecError("E005", f"'{word}': bits must be between 1 and 64, got {bits}", span,
+                             hint="e.g. int4, int8, int16, uint8, float16")
     return {k: ir.Setting(v, span) for k, v in values.items()}
 
 
@@ -91,7 +95,8 @@ def convert(name: str, value: Any, span: Span) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise QuantspecError("E005", f"'{name}' takes an integer, got {_show(value)}", span)
         if name in ("bits", "min_bits") and not 1 <= value <= 64:
-            raise QuantspecError("E005", f"'{name}' must be between 1 and 64, got {value}", span)
+            raise QuantspecError("E005", f"'{name}' must be between 1 and 64, got {value}", span,
+                                 hint="e.g. bits: 8")
         return value
     if name == "dtype":
         return _choice(name, value, ir.DTYPES, span)
@@ -210,7 +215,7 @@ def _show(value: Any) -> str:
 def to_items(settings: dict[str, ir.Setting]) -> list[str]:
     vals = {k: s.value for k, s in settings.items()}
     out: list[str] = []
-    if "quantized" in vals:
+    if isinstance(vals.get("quantized"), bool):  # `quantized: like input` is printed below
         out.append("on" if vals.pop("quantized") else "off")
     dtype, bits = vals.get("dtype"), vals.get("bits")
     if dtype is not None and isinstance(bits, int) and not isinstance(bits, bool):

@@ -18,11 +18,13 @@ Example:
 Every encoding scheme reproduces one vendor's arithmetic (:mod:`.schemes`); kernels offer ONNX,
 AIMET and Vitis semantics (:mod:`.quantize`); the rounding modes are in :mod:`.rounding`; packed
 4-bit storage in :mod:`.packing`. Errors on bad input are ``QuantspecError`` with ``E4xx`` codes
-(:mod:`.errors`).
+(:mod:`.errors`). On ONNX graphs: :mod:`.execute` runs a model and exposes its tensors,
+:mod:`.data` reads calibration data and :mod:`.calibrate` calibrates a compiled plan.
 """
 
 from __future__ import annotations
 
+from .calibrate import CalibrationResult
 from .calibrators import (
     CALIBRATORS,
     Calibrator,
@@ -36,40 +38,51 @@ from .calibrators import (
     VitisCalibrator,
     make_calibrator,
 )
+from .data import open_data
 from .encoding import Encoding, offset_to_zero_point, zero_point_to_offset
+from .execute import Executor
 from .from_data import encoding_from_data
 from .packing import pack_int4, unpack_int4
 from .parallel import get_num_threads, set_num_threads
+from .qdq import build_qdq, build_qdq_model
 from .quantize import SEMANTICS, dequantize, fake_quantize, quantize
 from .rounding import ROUNDING_MODES, round_array
 from .schemes import SCHEMES, encoding_from_range
+from .simulate import SimulationReport, simulate
 
 __all__ = [
     "CALIBRATORS",
     "ROUNDING_MODES",
     "SCHEMES",
     "SEMANTICS",
+    "CalibrationResult",
     "Calibrator",
     "Encoding",
     "EntropyCalibrator",
+    "Executor",
     "HfmgCalibrator",
     "IfmrCalibrator",
     "MinMaxCalibrator",
     "MseCalibrator",
     "PercentileCalibrator",
+    "SimulationReport",
     "TfEnhancedCalibrator",
     "VitisCalibrator",
+    "build_qdq",
+    "build_qdq_model",
     "dequantize",
     "encoding_from_data",
     "encoding_from_range",
     "fake_quantize",
     "get_num_threads",
     "make_calibrator",
+    "open_data",
     "offset_to_zero_point",
     "pack_int4",
     "quantize",
     "round_array",
     "set_num_threads",
+    "simulate",
     "unpack_int4",
     "zero_point_to_offset",
 ]

@@ -1,0 +1,233 @@
+"""Calibration wall time and peak memory against onnxruntime's ``quantize_static``.
+
+A ResNet-like CNN is built with ``onnx.helper`` (a stride-2 stem, residual blocks
+``Conv -> Relu -> Conv -> Add(skip) -> Relu`` with stride-2 downsampling between stages, global
+average pooling and a ``Gemm`` head; random weights) and calibrated on the same random samples by:
+
+* ``quantspec``: load the model, compile the stdlib ``ort/qdq`` profile (uint8 asymmetric
+  activations, int8 symmetric per-channel weights), calibrate (``quantspec.runtime.calibrate``)
+  and write the encodings file: what ``quantspec calibrate`` does;
+* ``ort``: ``onnxruntime.quantization.quantize_static`` (QDQ, per-channel, the same method),
+  which calibrates and then writes the quantized model;
+* ``ort-calib``: only the calibration half of it (``create_calibrator``, ``collect_data``,
+  ``compute_data``), a stricter baseline.
+
+Each run happens in a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own; runs of the
+three are interleaved and each is repeated ``--repeat`` times; the best wall times are compared
+as ratios (quantspec / ort) measured in the same invocation.
+
+Run (from the repository root)::
+
+    PYTHONPATH=src python benchmarks/bench_calibrate.py [--convs 50] [--size 224] [--samples 64]
+        [--method minmax|percentile|entropy] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+ORT_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+
+
+def build_model(convs: int, size: int, width: int = 32, seed: int = 0):  # -> onnx.ModelProto
+    """A ResNet-like CNN with about ``convs`` Conv nodes on a ``size`` x ``size`` input."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def conv(x: str, cin: int, cout: int, k: int, stride: int, name: str) -> str:
+        w = (rng.standard_normal([cout, cin, k, k]) * np.sqrt(2.0 / (cin * k * k)))
+        inits.append(numpy_helper.from_array(w.astype(np.float32), f"{name}_w"))
+        inits.append(numpy_helper.from_array(
+            (rng.standard_normal(cout) * 0.01).astype(np.float32), f"{name}_b"))
+        nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_out"],
+                                      name=name, kernel_shape=[k, k], strides=[stride, stride],
+                                      pads=[k // 2] * 4))
+        return f"{name}_out"
+
+    def relu(x: str, name: str) -> str:
+        nodes.append(helper.make_node("Relu", [x], [f"{name}_out"], name=name))
+        return f"{name}_out"
+
+    x = relu(conv("input", 3, width, 3, 2, "stem"), "stem_relu")
+    c, n, stage = width, 1, 0
+    blocks = max(1, (convs - 1) // 2)
+    per_stage = max(1, blocks // 4)
+    for b in range(blocks):
+        cout, stride = c, 1
+        if b and b % per_stage == 0 and stage < 3:
+            cout, stride, stage = c * 2, 2, stage + 1
+        h = relu(conv(x, c, cout, 3, stride, f"b{b}_c1"), f"b{b}_r1")
+        h = conv(h, cout, cout, 3, 1, f"b{b}_c2")
+        skip = x if stride == 1 and cout == c else conv(x, c, cout, 1, stride, f"b{b}_proj")
+        nodes.append(helper.make_node("Add", [h, skip], [f"b{b}_add"], name=f"b{b}_add"))
+        x = relu(f"b{b}_add", f"b{b}_r2")
+        c = cout
+        n += 2
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"], name="gap"))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"))
+    inits.append(numpy_helper.from_array(
+        (rng.standard_normal([10, c]) * 0.05).astype(np.float32), "fc_w"))
+    inits.append(numpy_helper.from_array(np.zeros(10, np.float32), "fc_b"))
+    nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc",
+                                  transB=1))
+    graph = helper.make_graph(
+        nodes, "resnet_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+# -- workers (one per subprocess) ---------------------------------------------------------------
+
+
+def work_quantspec(model_path: str, data_path: str, out_dir: str, method: str) -> None:
+    from quantspec.compiler import compile_profile
+    from quantspec.fileio import write_atomic
+    from quantspec.graph import Graph
+    from quantspec.lang.load import loads
+    from quantspec.onnx_io import load_model
+    from quantspec.runtime.calibrate import calibrate
+    from quantspec.runtime.data import open_data
+    from quantspec.runtime.execute import input_specs
+
+    text = 'profile "bench" extends "ort/qdq"\n'
+    if method != "minmax":
+        text += f"calibrate {{ method: {method} }}\n"
+    model = load_model(model_path)
+    plan = compile_profile(loads(text, "bench.qspec"), Graph.from_model(model, model_path))
+    result = calibrate(plan, model, open_data(data_path, input_specs(model)))
+    write_atomic(Path(out_dir) / "model.encodings", result.encodings_text("1.0.0"))
+
+
+class _Reader:
+    def __init__(self, data_path: str) -> None:
+        self.x = np.load(data_path)["input"]
+        self.i = 0
+
+    def get_next(self):  # noqa: ANN201 - onnxruntime's CalibrationDataReader protocol
+        if self.i >= len(self.x):
+            return None
+        self.i += 1
+        return {"input": self.x[self.i - 1]}
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def work_ort(model_path: str, data_path: str, out_dir: str, method: str) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(data_path)
+    quantize_static(model_path, str(Path(out_dir) / "model.qdq.onnx"), reader,
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, ORT_METHODS[method]))
+
+
+def work_ort_calib(model_path: str, data_path: str, out_dir: str, method: str) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(data_path)
+    cal = create_calibrator(model_path, augmented_model_path=str(Path(out_dir) / "aug.onnx"),
+                            calibrate_method=getattr(CalibrationMethod, ORT_METHODS[method]))
+    cal.collect_data(reader)
+    cal.compute_data()
+
+
+WORKERS = {"quantspec": work_quantspec, "ort": work_ort, "ort-calib": work_ort_calib}
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        WORKERS[args.worker](args.model_path, args.data_path, out, args.method)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    print(json.dumps({"wall": wall, "rss_mib": rss}))
+    return 0
+
+
+def spawn(kind: str, model_path: str, data_path: str, method: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, "--model-path", model_path,
+         "--data-path", data_path, "--method", method],
+        capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--convs", type=int, default=50)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--method", choices=tuple(ORT_METHODS), default="minmax")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
+    ap.add_argument("--model-path", help=argparse.SUPPRESS)
+    ap.add_argument("--data-path", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+
+    import onnx
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_model(args.convs, args.size)
+        model_path = str(Path(tmp) / "resnet_like.onnx")
+        onnx.save(model, model_path)
+        data_path = str(Path(tmp) / "data.npz")
+        rng = np.random.default_rng(1)
+        np.savez(data_path, input=rng.standard_normal(
+            [args.samples, 1, 3, args.size, args.size]).astype(np.float32))
+        n_conv = sum(1 for n in model.graph.node if n.op_type == "Conv")
+        print(f"model: {n_conv} Conv, {len(model.graph.node)} nodes, input 1x3x{args.size}x"
+              f"{args.size}; {args.samples} samples; method {args.method}")
+        print(f"python {platform.python_version()}, numpy {np.__version__}, onnxruntime "
+              f"{onnxruntime.__version__}, {os.cpu_count()} CPUs")
+        runs: dict[str, list[dict[str, float]]] = {k: [] for k in WORKERS}
+        for _ in range(args.repeat):
+            for kind in WORKERS:
+                runs[kind].append(spawn(kind, model_path, data_path, args.method))
+    best = {k: min(r["wall"] for r in v) for k, v in runs.items()}
+    rss = {k: max(r["rss_mib"] for r in v) for k, v in runs.items()}
+    print("| run | best wall s | peak RSS MiB | quantspec / run |")
+    print("|---|---:|---:|---:|")
+    for k in WORKERS:
+        ratio = best["quantspec"] / best[k]
+        print(f"| {k} | {best[k]:.2f} | {rss[k]:.0f} | {ratio:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
