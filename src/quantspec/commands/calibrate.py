@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from .common import EXIT_OK, profile_args
+from .common import EXIT_OK, profile_args, render
 
 HELP = "calibrate a profile on an ONNX model with data; write the plan and the encodings"
 
@@ -44,6 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encodings-version", default="1.0.0", choices=WRITE_VERSIONS,
                    help="version of the encodings file (default 1.0.0, AIMET's)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    p.add_argument("--transforms", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the graph transforms the profile asks for (BN folding, CLE, ...) "
+                   "before calibrating (default: on); the transformed model is kept as "
+                   "<stem>.transformed.onnx")
+    p.add_argument("--qdq", action="store_true",
+                   help="also write the QDQ ONNX model <stem>.qdq.onnx")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal; needs "
                    "tqdm)")
@@ -70,6 +76,9 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     model = load_model(args.model, allow_outside=args.allow_outside)
     plan = compile_profile(profile, Graph.from_model(model, args.model),
                            os.path.basename(args.model))
+    transformed = None
+    if args.transforms:
+        model, plan, transformed = _transform(profile, model, plan, args, err)
     source = open_data(args.data, input_specs(model))
     semantics = semantics_for_profile(profile) if args.semantics == "auto" else args.semantics
     show = args.progress if args.progress is not None else _isatty(err)
@@ -83,6 +92,13 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     write_atomic(files["plan"], plan.dumps())
     write_atomic(files["encodings"], text)
     extra = write_extra_outputs(args, model, plan, result, outdir)
+    if transformed is not None:
+        from ..onnx_io import save_model
+
+        extra["transformed_model"] = outdir / f"{stem}.transformed.onnx"
+        save_model(model, extra["transformed_model"])
+        extra["transform_report"] = outdir / f"{stem}.transforms.json"
+        write_atomic(extra["transform_report"], _dumps(transformed.to_json()))
     samples = min(len(source), args.max_batches * args.batch_size) \
         if args.max_batches is not None else len(source)
     report: dict[str, Any] = {
@@ -115,13 +131,46 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def write_extra_outputs(args: argparse.Namespace, model: Any, plan: Any, result: Any,
                         outdir: Path) -> dict[str, Path]:
-    """Hook for further artifacts of a calibration run; returns ``{report key: path}``.
+    """Further artifacts of a calibration run (``--qdq``); returns ``{report key: path}``."""
+    out: dict[str, Path] = {}
+    if args.qdq:
+        from ..onnx_io import save_model
+        from ..runtime.qdq import build_qdq_model
 
-    This is where a ``--qdq`` option would write the QDQ model built by
-    ``quantspec.runtime.qdq.build_qdq_model(model, plan, result.encodings)`` (saved with
-    ``quantspec.onnx_io.save_model`` as ``<stem>.qdq.onnx``). Nothing is written yet.
-    """
-    return {}
+        out["qdq_model"] = outdir / f"{Path(args.model).stem}.qdq.onnx"
+        save_model(build_qdq_model(model, plan, result.encodings), out["qdq_model"])
+    return out
+
+
+def _transform(profile: Any, model: Any, plan: Any, args: argparse.Namespace,
+               err: IO[str]) -> tuple[Any, Any, Any]:
+    """Run the transforms the plan asks for, then recompile the plan on the new model (BN
+    nodes are gone and biases may be new, so tensor names change; docs/transforms.md)."""
+    from ..compiler import compile_profile
+    from ..graph import Graph
+    from ..transforms import apply_transforms
+    from ..transforms.spec import normalize
+
+    requested = normalize(plan)
+    if not any(t.enabled for t in requested.values()):
+        return model, plan, None
+    data = None
+    bias = requested.get("bias_correction")
+    if bias is not None and bias.enabled:
+        from ..runtime.data import batches, open_data
+        from ..runtime.execute import input_specs
+
+        data = list(batches(open_data(args.data, input_specs(model)), 1))
+    new, report = apply_transforms(model, plan, data=data, plan=plan,
+                                   model_name=os.path.basename(args.model))
+    for d in report.diagnostics():
+        err.write(render(d) + "\n")
+    done = {k: v for k, v in report.to_json()["summary"].items() if v}
+    err.write("transformed: " + (", ".join(f"{k} {v}" for k, v in done.items()) or "nothing")
+              + "\n")
+    plan = compile_profile(profile, Graph.from_model(new, args.model),
+                           os.path.basename(args.model))
+    return new, plan, report
 
 
 def _refuse_overwrite(args: argparse.Namespace, outputs: Any) -> None:
