@@ -406,12 +406,17 @@ class Graph:
 
     def terminal_outputs(self) -> list[str]:
         """Outputs of ops none of whose outputs feed another op (aimet.md B.2 step 6)."""
-        out = []
+        out: list[str] = []
+        tensors = self.tensors
         for node in self.nodes:
             if node.op_type in ("Constant", "ConstantOfShape"):
                 continue
             # no output read by any op (op_consumers(node) is empty), without building it
-            if not any(self.tensors[o].consumers for o in node.outputs if o in self.tensors):
+            for o in node.outputs:
+                t = tensors.get(o)
+                if t is not None and t.consumers:
+                    break
+            else:
                 out += [o for o in node.outputs if o]
         return out
 

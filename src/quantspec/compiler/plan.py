@@ -162,7 +162,7 @@ class Plan:
         each element of a top-level list of objects (``tensors``, ``fusions``,
         ``graph_passes``) on one line. One line per tensor keeps ``grep`` and ``diff`` per
         tensor, and those lines go through json's C encoder (indenting every entry takes the
-        pure-Python encoder, 3-4x slower: benchmarks/RESULTS.md)."""
+        pure-Python encoder, 2-3x slower: benchmarks/RESULTS.md)."""
         enc = json.JSONEncoder(allow_nan=False)  # no indent: the C encoder
         parts = []
         for key, value in self.to_json().items():

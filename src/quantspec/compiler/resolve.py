@@ -152,9 +152,13 @@ def _plain(v: Any) -> Any:
 def _entries(g: Graph) -> dict[str, Entry]:
     """Every tensor, in a stable order: graph inputs, then per node its inputs and outputs."""
     order: dict[str, None] = dict.fromkeys(g.inputs)
-    for node in g.nodes:  # a key already present keeps its place: first occurrence wins
-        order.update(dict.fromkeys(node.inputs))
-        order.update(dict.fromkeys(node.outputs))
+    for node in g.nodes:  # first occurrence wins
+        for name in node.inputs:
+            if name not in order:
+                order[name] = None
+        for name in node.outputs:
+            if name not in order:
+                order[name] = None
     order.pop("", None)  # an omitted optional input or output
     nodes, tensors = g.nodes, g.tensors
     out: dict[str, Entry] = {}
@@ -164,8 +168,8 @@ def _entries(g: Graph) -> dict[str, Entry]:
         uses = t.consumers
         if len(uses) == 1:
             cons = [nodes[uses[0][0]].name]
-        else:
-            cons = list(dict.fromkeys(nodes[i].name for i, _ in uses))
+        else:  # an op reading a tensor twice is one consumer
+            cons = list(dict.fromkeys([nodes[i].name for i, _ in uses]))
         e = Entry(name, t.kind, t.role, prod, cons, t.graph_input, t.graph_output,
                   list(t.shape) if t.shape is not None else None)
         if not t.is_float:
