@@ -17,7 +17,9 @@ from typing import Any
 from .errors import QuantspecError
 from .source import Span
 
-MAX_DEPTH = 200
+# Vendor files nest < 10 deep; jsonschema spends ~5 frames per level validating nested
+# arrays, so 200 levels hit Python's recursion limit (RecursionError) in the readers.
+MAX_DEPTH = 64
 # Longer literals are refused (E112, E113): int() of a 5000-digit number raises ValueError
 # (Python's int_max_str_digits) and float() of a 400-digit one overflows; configs need neither.
 MAX_NUMBER_CHARS = 64

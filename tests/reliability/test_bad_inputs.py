@@ -24,7 +24,7 @@ import pytest
 from models import conv_relu_add
 from onnx import TensorProto, helper
 
-from quantspec import cli
+from quantspec import cli, jsonpos
 from quantspec.errors import QuantspecError
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ AIMET = [
                                                '"supergroups": [{"op_list": ["Conv"]}]'),
          "E131", at('["Conv"]'), path="$.supergroups[0].op_list"),
     Case("a-nested-too-deep", "aimet", aimet('"op_type": {}', '"op_type": ' + "[" * 300),
-         "E111", at("[", shift=200)),
+         "E111", at("[", shift=jsonpos.MAX_DEPTH)),  # the first '[' is depth 1
     Case("a-number-too-long", "aimet", aimet('"model_output": {}',
                                              '"model_output": {"x": 1' + "0" * 100 + "}"),
          "E112", at("1000")),

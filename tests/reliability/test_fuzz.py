@@ -192,6 +192,10 @@ REGRESSIONS = [
     # json.loads in encodings.detect raised RecursionError on deep nesting
     ("aimet", b"[" * 100_000, "E111"),
     ("vitis", b'{"a": ' * 50_000, "E111"),
+    # RecursionError in jsonschema: 190 nested arrays passed the old 200-level limit
+    ("encodings", b'{"version": "2.1.0", "encodings": [{"name": "a", "output_dtype": "int8", '
+                  b'"y_scale": ' + b"[" * 190 + b"0.1" + b"]" * 190 + b', "y_zero_point": 0}]}',
+     "E111"),
     # KeyError: 'op_list'
     ("aimet", b'{"defaults": {"ops": {}, "params": {}}, "params": {}, "op_type": {}, '
               b'"supergroups": [{}], "model_input": {}, "model_output": {}}', "E132"),

@@ -125,6 +125,33 @@ def test_json_depth() -> None:
     assert fails(jsonpos.loads, "[" * (d + 1) + "]" * (d + 1)).code == "E111"
 
 
+@pytest.mark.parametrize("name, doc", [
+    ("encodings", '{"version": "2.1.0", "encodings": [{"name": "a", "output_dtype": "int8", '
+                  '"y_scale": %s, "y_zero_point": 0}]}'),
+    ("aimet", '{"defaults": {"ops": {}, "params": {}}, "params": {}, "op_type": {}, '
+              '"supergroups": [{"op_list": %s}], "model_input": {}, "model_output": {}}'),
+    ("vitis", '{"target_device": "CPU", "layer_quantize_config": [%s]}'),
+])
+def test_json_depth_leaves_room_for_schema_validation(name: str, doc: str) -> None:
+    """Nesting at the limit inside a schema-checked field, read from an already deep stack:
+    jsonschema recursed into RecursionError at 190 levels before the limit was lowered."""
+    from quantspec import dialects
+
+    d = jsonpos.MAX_DEPTH - 3
+    text = doc % ("[" * d + "0.5" + "]" * d)
+
+    def deep(n: int) -> str:
+        if n:
+            return deep(n - 1)
+        try:
+            dialects.get(name).read(text, "f.json")
+        except QuantspecError as exc:
+            return exc.code
+        return ""
+
+    assert deep(200) != "E111"  # read (or refused by its schema), not a RecursionError
+
+
 def test_json_number_length() -> None:
     n = jsonpos.MAX_NUMBER_CHARS
     assert jsonpos.loads("-" + "9" * (n - 1))[0] == -int("9" * (n - 1))
