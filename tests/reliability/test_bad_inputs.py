@@ -451,9 +451,7 @@ DATA = [
 
 CASES = QSPEC + AIMET + VITIS + ENCODINGS + AMCT + ONNX + DATA
 # Known failures in modules this suite does not own (each reported to the module's owner).
-KNOWN = {
-    "d-corrupt-npz": "runtime/data.py lets zipfile.BadZipFile escape for a damaged .npz",
-}
+KNOWN: dict[str, str] = {}
 PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=KNOWN[c.id])]
                        if c.id in KNOWN else []) for c in CASES]
 

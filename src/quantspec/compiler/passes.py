@@ -30,6 +30,35 @@ def _static_rank1(g: Graph, name: str) -> bool:
     return src is not None and g.tensors[src].rank == 1
 
 
+def _follow(g: Graph, node: Node, wants: tuple[str, ...]) -> list[Node] | None:
+    """The single-consumer chain after ``node`` with these op types, or None."""
+    chain: list[Node] = []
+    for want in wants:
+        nxt = _single_consumer(g, (chain[-1] if chain else node).outputs[0])
+        if nxt is None or nxt.op_type != want:
+            return None
+        chain.append(nxt)
+    return chain
+
+
+def _affine_tail(g: Graph, last: Node, with_beta: bool) -> tuple[list[Node], list[str]]:
+    """An optional ``Mul(gamma)`` [``Add(beta)``] of static operands after ``last``: the nodes
+    and the operand names a fused norm takes as its scale [and bias]."""
+    nodes: list[Node] = []
+    operands: list[str] = []
+    for op in ("Mul", "Add") if with_beta else ("Mul",):
+        tail = nodes[-1] if nodes else last
+        nxt = _single_consumer(g, tail.outputs[0])
+        if nxt is None or nxt.op_type != op:
+            break
+        other = _other(nxt, tail.outputs[0])
+        if other is None or g.static_source(other) is None:
+            break
+        nodes.append(nxt)
+        operands.append(other)
+    return nodes, operands
+
+
 def _other(node: Node, name: str) -> str | None:
     rest = [i for i in node.inputs if i != name]
     return rest[0] if len(rest) == 1 else None
@@ -42,6 +71,8 @@ def matmul_add(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[str]
         if node.op_type != "MatMul" or node.index in used or len(node.inputs) < 2:
             continue
         w = node.inputs[1]
+        if w not in g.tensors:  # an empty (omitted) input name
+            continue
         static = g.static_source(w) is not None
         if not static:
             prod = g.tensors[w].producer
@@ -74,35 +105,15 @@ def layer_norm(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[str]
         div = next((c for c in cons if c.op_type == "Div"), None)
         if pw is None or div is None or len(cons) != 2:
             continue
-        chain = [pw]
-        ok = True
-        for want in ("ReduceMean", "Add", "Sqrt"):
-            nxt = _single_consumer(g, chain[-1].outputs[0])
-            if nxt is None or nxt.op_type != want:
-                ok = False
-                break
-            chain.append(nxt)
-        if not ok or _single_consumer(g, chain[-1].outputs[0]) is not div:
+        tail = _follow(g, pw, ("ReduceMean", "Add", "Sqrt"))
+        if tail is None or _single_consumer(g, tail[-1].outputs[0]) is not div:
             continue
         if div.inputs[0] != sub.outputs[0]:
             continue
-        nodes = [rm, sub, *chain, div]
-        inputs = [x]
-        last = div
-        mul = _single_consumer(g, div.outputs[0])
-        if mul is not None and mul.op_type == "Mul":
-            gamma = _other(mul, div.outputs[0])
-            if gamma is not None and g.static_source(gamma) is not None:
-                nodes.append(mul)
-                inputs.append(gamma)
-                last = mul
-                add = _single_consumer(g, mul.outputs[0])
-                if add is not None and add.op_type == "Add":
-                    beta = _other(add, mul.outputs[0])
-                    if beta is not None and g.static_source(beta) is not None:
-                        nodes.append(add)
-                        inputs.append(beta)
-                        last = add
+        affine, operands = _affine_tail(g, div, with_beta=True)
+        nodes = [rm, sub, pw, *tail, div, *affine]
+        inputs = [x, *operands]
+        last = nodes[-1]
         if any(n.index in used for n in nodes):
             continue
         out.append(("LayerNormalization", [n.index for n in nodes], inputs, last.outputs))
@@ -116,23 +127,12 @@ def rms_norm(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[str], 
         if pw.op_type != "Pow" or pw.index in used:
             continue
         x = pw.inputs[0]
-        chain = [pw]
-        ok = True
-        for want in ("ReduceMean", "Add", "Sqrt", "Div"):
-            nxt = _single_consumer(g, chain[-1].outputs[0])
-            if nxt is None or nxt.op_type != want:
-                ok = False
-                break
-            chain.append(nxt)
-        if not ok or chain[-1].inputs[0] != x:
+        tail = _follow(g, pw, ("ReduceMean", "Add", "Sqrt", "Div"))
+        if tail is None or tail[-1].inputs[0] != x:
             continue
-        inputs = [x]
-        mul = _single_consumer(g, chain[-1].outputs[0])
-        if mul is not None and mul.op_type == "Mul":
-            gamma = _other(mul, chain[-1].outputs[0])
-            if gamma is not None and g.static_source(gamma) is not None:
-                chain.append(mul)
-                inputs.append(gamma)
+        affine, operands = _affine_tail(g, tail[-1], with_beta=False)
+        chain = [pw, *tail, *affine]
+        inputs = [x, *operands]
         if any(n.index in used for n in chain):
             continue
         out.append(("RMSNormalization", [n.index for n in chain], inputs, chain[-1].outputs))

@@ -46,6 +46,7 @@ from ..ir import (
 )
 from ..source import Span
 from . import amct_pb2 as pb
+from .messages import show_value
 
 NAME = "amct"
 SUFFIXES = (".cfg", ".prototxt", ".pbtxt")
@@ -1103,13 +1104,13 @@ class _Writer:
         batches = self.p.calibrate.get("batches")
         for key, setting in self.p.calibrate.items():
             if key != "batches":
-                self.warn("W504", f"calibrate {key}: {_show(setting.value)} has no AMCT field; "
-                          "dropped", setting.span)
+                self.warn("W504", f"calibrate {key}: {show_value(setting.value)} has no AMCT "
+                          "field; dropped", setting.span)
         if batches is not None:
             if type(batches.value) is int and batches.value > 0:
                 msg.batch_num = batches.value
             else:
-                self.warn("W502", f"batch_num {_show(batches.value)} is not a positive "
+                self.warn("W502", f"batch_num {show_value(batches.value)} is not a positive "
                           "integer; dropped", batches.span)
         if self.offset is not None:
             msg.activation_offset = self.offset
@@ -1143,7 +1144,7 @@ class _Writer:
                 elif value is False:
                     msg.do_fusion = False
             elif value is not False:
-                self.warn("W504", f"transform {name}: {_show(value)} has no AMCT field; "
+                self.warn("W504", f"transform {name}: {show_value(value)} has no AMCT field; "
                           "dropped", setting.span)
 
     def _profile_items(self) -> None:
@@ -1154,7 +1155,7 @@ class _Writer:
             self.warn("W504", f"'{name}' has no AMCT equivalent; dropped", span)
         for name, setting in self.p.options.values.items():
             if setting.value != OPTION_DEFAULTS.get(name):  # the reader sets none: defaults
-                self.warn("W504", f"option {name}: {_show(setting.value)} has no AMCT form; "
+                self.warn("W504", f"option {name}: {show_value(setting.value)} has no AMCT form; "
                           "dropped", setting.span)
 
     # -- routing ----------------------------------------------------------------------------------
@@ -1494,25 +1495,25 @@ def _unsupported(name: str, value: Any, part: str) -> tuple[str, str]:
     """(code, why) when a setting cannot be written exactly; ("", "") when it can."""
     if name in ("axis", "block_size", "min_bits", "fixed_range", "encodings", "narrow_range",
                 "strict_symmetric") and value not in (None, False):
-        return "W502", f"{name} {_show(value)} has no AMCT field; dropped"
+        return "W502", f"{name} {show_value(value)} has no AMCT field; dropped"
     if name == "unsigned_symmetric" and value:
         return "W502", "unsigned_symmetric has no AMCT field; dropped"
     if name == "signed" and value is False:
         return "W502", "AMCT grids are signed; signed: false dropped"
     if name == "dtype" and value != "int":
-        return "W502", f"AMCT quantizes to integers; dtype {_show(value)} dropped"
+        return "W502", f"AMCT quantizes to integers; dtype {show_value(value)} dropped"
     if name == "scale_type" and value != "float":
-        return "W502", f"AMCT scales are float; scale_type {_show(value)} dropped"
+        return "W502", f"AMCT scales are float; scale_type {show_value(value)} dropped"
     if name == "rounding" and value != "half_even":
-        return "W502", f"AMCT rounds half-even; rounding {_show(value)} dropped"
+        return "W502", f"AMCT rounds half-even; rounding {show_value(value)} dropped"
     if part == "act":
         if name == "bits" and value not in (8, 16):
-            return "W502", f"AMCT activations are INT8 or INT16; bits {_show(value)} dropped"
+            return "W502", f"AMCT activations are INT8 or INT16; bits {show_value(value)} dropped"
         if name == "per_channel" and value:
             return "W502", "AMCT activations are per-tensor; per_channel dropped"
     else:
         if name == "bits" and value not in WEIGHT_BITS:
-            return "W502", f"AMCT weights are 4, 6, 7 or 8 bits; bits {_show(value)} dropped"
+            return "W502", f"AMCT weights are 4, 6, 7 or 8 bits; bits {show_value(value)} dropped"
         if name == "calibration" and isinstance(value, Calibration) and \
                 value.method != "minmax":
             return "W503", f"calibration {value.method} approximated by ARQ (min/max)"
@@ -1541,9 +1542,3 @@ def _meta(profile: Profile, key: str) -> Any:
     return profile.meta_value(META + key)
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Calibration):
-        return value.method
-    return repr(value) if isinstance(value, str) else str(value)

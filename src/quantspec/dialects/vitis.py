@@ -42,6 +42,7 @@ from ..ir import (
     value_of,
 )
 from ..source import Span
+from .messages import show_value
 
 if TYPE_CHECKING:  # imported on use, so sniffing a file's dialect stays cheap (lint)
     import jsonschema
@@ -908,7 +909,7 @@ class _Writer:
             elif name == "fold_batchnorm" and setting.value is True:
                 continue  # vai_q_pytorch always folds batch norm
             elif setting.value is not False:
-                self.warn("W504", f"transform {name}: {_show(setting.value)} has no "
+                self.warn("W504", f"transform {name}: {show_value(setting.value)} has no "
                           "vai_q_pytorch switch; dropped", setting.span)
         values["target_device"] = self.target
         for key in SWITCH_META:
@@ -935,12 +936,12 @@ class _Writer:
         for name, span in (*self.p.passes, *self.p.post):
             self.warn("W504", f"'{name}' has no vai_q_pytorch equivalent; dropped", span)
         for name, setting in self.p.calibrate.items():
-            self.warn("W504", f"calibrate {name}: {_show(setting.value)} has no place in the "
+            self.warn("W504", f"calibrate {name}: {show_value(setting.value)} has no place in the "
                       "config file (torch_quantizer arguments); dropped", setting.span)
         for name, setting in self.p.options.values.items():
             if setting.value != OPTION_DEFAULTS.get(name):  # the reader sets none: defaults
-                self.warn("W504", f"option {name}: {_show(setting.value)} has no vai_q_pytorch "
-                          "form; dropped", setting.span)
+                self.warn("W504", f"option {name}: {show_value(setting.value)} has no "
+                          "vai_q_pytorch form; dropped", setting.span)
 
     def _self_check(self, text: str) -> None:
         try:
@@ -1089,7 +1090,7 @@ class _Writer:
             for name, setting in rule.settings.items():
                 if act.get(name) != setting:
                     self.warn("W502", f"{_label(rule)} {name}: "
-                              f"{_show(setting.value)} dropped; vai_q_pytorch quantizes model "
+                              f"{show_value(setting.value)} dropped; vai_q_pytorch quantizes model "
                               f"{what} with the global activation config",
                               setting.span or rule.span)
 
@@ -1159,7 +1160,7 @@ class _Writer:
             if combine in STATISTICS:
                 out["calib_statistic_method"] = combine
             else:
-                self.warn("W502", f"combine {_show(combine)} has no calib_statistic_method; "
+                self.warn("W502", f"combine {show_value(combine)} has no calib_statistic_method; "
                           "dropped", setting.span)
         return out
 
@@ -1244,13 +1245,13 @@ def _unsupported(name: str, value: Any, kinds: tuple[str, ...]) -> str:
     if name == "unsigned_symmetric" and value:
         return "unsigned_symmetric (data-dependent unsigned grid) has no vai_q_pytorch key; dropped"
     if name == "rounding" and value not in ROUND_MODES and value != "half_away":
-        return f"rounding {_show(value)} has no vai_q_pytorch round_mode; dropped"
+        return f"rounding {show_value(value)} has no vai_q_pytorch round_mode; dropped"
     if name == "bits" and not (isinstance(value, int) and 0 < value <= 32):
-        return f"bits {_show(value)} is outside vai_q_pytorch's 1..32; dropped"
+        return f"bits {show_value(value)} is outside vai_q_pytorch's 1..32; dropped"
     if name == "scale_type" and value not in SCALE_BACK:
-        return f"scale_type {_show(value)} dropped"
+        return f"scale_type {show_value(value)} dropped"
     if name == "dtype" and value not in ("int", "float"):
-        return f"dtype {_show(value)} dropped"
+        return f"dtype {show_value(value)} dropped"
     return ""
 
 
@@ -1289,9 +1290,3 @@ def _meta(profile: Profile, key: str) -> Any:
     return profile.meta_value(META + key)
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Calibration):
-        return value.method
-    return repr(value) if isinstance(value, str) else str(value)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -249,7 +250,7 @@ class NpzSource(_StackedSource):
             with np.load(path, allow_pickle=False) as z:
                 names = list(z.files)
                 arrays = {s.name: z[s.name] for s in inputs if s.name in names}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # .npz is a zip
             raise _error(UNREADABLE, f"cannot read {path}: {exc}", path,
                          "write it with numpy.savez (object arrays are refused)") from None
         super().__init__(path, inputs, arrays, names)
