@@ -100,7 +100,8 @@ def build_model(convs: int, size: int, width: int = 32, seed: int = 0):  # -> on
 # -- workers (one per subprocess) ---------------------------------------------------------------
 
 
-def work_quantspec(model_path: str, data_path: str, out_dir: str, method: str) -> None:
+def work_quantspec(model_path: str, data_path: str, out_dir: str, method: str,
+                   semantics: str | None = None) -> None:
     from quantspec.compiler import compile_profile
     from quantspec.fileio import write_atomic
     from quantspec.graph import Graph
@@ -113,6 +114,8 @@ def work_quantspec(model_path: str, data_path: str, out_dir: str, method: str) -
     text = 'profile "bench" extends "ort/qdq"\n'
     if method != "minmax":
         text += f"calibrate {{ method: {method} }}\n"
+    if semantics:
+        text += f"calibrate {{ semantics: {semantics} }}\n"
     model = load_model(model_path)
     plan = compile_profile(loads(text, "bench.qspec"), Graph.from_model(model, model_path))
     result = calibrate(plan, model, open_data(data_path, input_specs(model)))
@@ -161,28 +164,63 @@ def work_ort_calib(model_path: str, data_path: str, out_dir: str, method: str) -
     cal.compute_data()
 
 
-WORKERS = {"quantspec": work_quantspec, "ort": work_ort, "ort-calib": work_ort_calib}
+def work_quantspec_fast(model_path: str, data_path: str, out_dir: str, method: str) -> None:
+    work_quantspec(model_path, data_path, out_dir, method, semantics="generic")
+
+
+WORKERS = {"quantspec": work_quantspec, "quantspec-fast": work_quantspec_fast, "ort": work_ort,
+           "ort-calib": work_ort_calib}
 
 
 def worker_main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as out:
-        WORKERS[args.worker](args.model_path, args.data_path, out, args.method)
+    WORKERS[args.worker](args.model_path, args.data_path, args.out_dir, args.method)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     print(json.dumps({"wall": wall, "rss_mib": rss}))
     return 0
 
 
-def spawn(kind: str, model_path: str, data_path: str, method: str) -> dict[str, float]:
+def spawn(kind: str, model_path: str, data_path: str, method: str,
+          out_dir: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", kind, "--model-path", model_path,
-         "--data-path", data_path, "--method", method],
+         "--data-path", data_path, "--method", method, "--out-dir", out_dir],
         capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare_scales(encodings_path: Path, qdq_path: Path) -> tuple[int, int]:
+    """(tensors whose float32 scale and zero point equal onnxruntime's, tensors both quantized)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from quantspec.runtime.encoding import offset_to_zero_point
+
+    doc = json.loads(encodings_path.read_text("utf-8"))
+    ours = {}
+    for e in [*doc["activation_encodings"], *doc["param_encodings"]]:
+        scale = np.asarray(e["scale"], np.float64)
+        signed = e["dtype"] == "INT" and e.get("is_sym", False) or e["bw"] == 32
+        strict = e["bw"] == 8 and e.get("is_sym", False) and min(e["offset"]) == -127
+        zp = offset_to_zero_point(np.asarray(e["offset"], np.float64), e["bw"], signed, strict)
+        ours[e["name"]] = (scale.astype(np.float32), zp)
+    q = onnx.load(str(qdq_path))
+    inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+    theirs = {}
+    for n in q.graph.node:
+        if n.op_type != "DequantizeLinear":
+            continue
+        name = n.input[0].removesuffix("_quantized").removesuffix("_QuantizeLinear_Output")
+        theirs[name] = (inits[n.input[1]].reshape(-1), inits[n.input[2]].reshape(-1))
+    common = sorted(set(ours) & set(theirs))
+    same = sum(1 for k in common
+               if np.array_equal(ours[k][0], theirs[k][0])
+               and np.array_equal(ours[k][1], theirs[k][1].astype(np.int64)))
+    return same, len(common)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--model-path", help=argparse.SUPPRESS)
     ap.add_argument("--data-path", help=argparse.SUPPRESS)
+    ap.add_argument("--out-dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker_main(args)
@@ -216,9 +255,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python {platform.python_version()}, numpy {np.__version__}, onnxruntime "
               f"{onnxruntime.__version__}, {os.cpu_count()} CPUs")
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in WORKERS}
+        outs = {k: Path(tmp) / k for k in WORKERS}
         for _ in range(args.repeat):
             for kind in WORKERS:
-                runs[kind].append(spawn(kind, model_path, data_path, args.method))
+                outs[kind].mkdir(exist_ok=True)
+                runs[kind].append(spawn(kind, model_path, data_path, args.method,
+                                        str(outs[kind])))
+        if args.method == "minmax":
+            same, total = compare_scales(outs["quantspec"] / "model.encodings",
+                                         outs["ort"] / "model.qdq.onnx")
+            print(f"quantspec (ort semantics) scales and zero points equal to quantize_static's: "
+                  f"{same} of {total} tensors")
     best = {k: min(r["wall"] for r in v) for k, v in runs.items()}
     rss = {k: max(r["rss_mib"] for r in v) for k, v in runs.items()}
     print("| run | best wall s | peak RSS MiB | quantspec / run |")

@@ -498,8 +498,10 @@ def test_ort_qdq() -> None:
     assert (e["b0"]["quantized"], e["b0"]["bits"], e["b0"]["symmetric"]) == (True, 32, True)
     # Relu/Clip after a single-consumer producer are removed: one quantizer, after the activation
     assert not e["d0"]["quantized"] and e["k0"]["quantized"]
-    # MaxPool/Transpose outputs share their input's encoding
-    assert "k0" in e["p0"]["shared_with"] and "c4" in e["tp"]["shared_with"]
+    # a MaxPool output shares its input's encoding; a Relu after a Transpose is removed too
+    # (onnxruntime 1.32.0 does so: tests/conformance/test_ort_qdq.py)
+    assert "k0" in e["p0"]["shared_with"]
+    assert not e["tp"]["quantized"] and e["r3"]["quantized"]
     # Clip bounds and Resize scales are not quantized; Add/Mul constants are (activation type)
     assert not e["lo"]["quantized"] and not e["scales"]["quantized"]
     assert e["half"]["quantized"] and not e["half"]["signed"]

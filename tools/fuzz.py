@@ -2,8 +2,12 @@
 
     python tools/fuzz.py --per-frontend 100000 --jobs 2 --report benchmarks/FUZZ.md
     python tools/fuzz.py --replay fuzz-out/aimet-crash-1a2b3c.json --frontend aimet
+    python tools/fuzz.py --unpack fuzz-out/compile-crash-1a2b3c.qscase --out case/
 
-Each input must either read or raise ``QuantspecError``, within ``--limit`` seconds. The report
+Each input must either read or raise ``QuantspecError``, within ``--limit`` seconds. The
+``compile`` front end reads a generated (model, profile) pair and compiles it; its plan must also
+validate against the plan schema, be deterministic and keep its invariants (a violation counts
+as uncaught and is saved like a crash). The report
 says, per front end, how many inputs were tried, what they ended as, the uncaught exceptions
 (each with a saved reproducer) and the slowest input (saved, and re-timed at the end so a busy
 machine does not inflate it). Mutators and generators live in tests/reliability/fuzz_support.py,
@@ -92,7 +96,7 @@ def _alarm(signum: int, frame: Any) -> None:
 def run_chunk(name: str, chunk: int, count: int, seed: int, out_dir: str, limit: float,
               hang: float) -> Stats:
     warnings.simplefilter("ignore")  # onnx warns about odd external-data keys, per input
-    fe = fs.frontends()[name]
+    fe = fs.all_frontends()[name]
     out = Path(out_dir)
     seeds = [data for _, data in fe.seeds()]
     rng = random.Random(f"{seed}:{name}:{chunk}")
@@ -101,7 +105,7 @@ def run_chunk(name: str, chunk: int, count: int, seed: int, out_dir: str, limit:
     current = out / f"current-{name}-{chunk}{fe.suffix}"
     signal.signal(signal.SIGALRM, _alarm)
     for _ in range(count):
-        if fe.generate is not None and (not seeds or rng.random() < 0.15):
+        if fe.generate is not None and (not seeds or rng.random() < fe.generate_share):
             data, how = fe.generate(chooser), ["generate"]
             stats.generated += 1
         else:
@@ -146,8 +150,12 @@ def run_chunk(name: str, chunk: int, count: int, seed: int, out_dir: str, limit:
 
 
 def retime(name: str, data: bytes, runs: int = 3) -> float:
-    fe = fs.frontends()[name]
-    return min(fs.run_one(fe, data).wall for _ in range(runs))
+    fe = fs.all_frontends()[name]
+    times = []
+    for _ in range(runs):
+        fs.clear_caches()  # the compile front end caches loaded profiles and graphs
+        times.append(fs.run_one(fe, data).wall)
+    return min(times)
 
 
 def _git_commit() -> str:
@@ -199,7 +207,7 @@ def report(results: dict[str, Stats], retimed: dict[str, float], saved: dict[str
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--per-frontend", type=int, default=1000, help="inputs per front end")
-    p.add_argument("--frontends", default="qspec,aimet,vitis,encodings,amct,onnx")
+    p.add_argument("--frontends", default="qspec,aimet,vitis,encodings,amct,onnx,compile")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
     p.add_argument("--limit", type=float, default=1.0,
@@ -209,12 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", help="also write the Markdown report here")
     p.add_argument("--replay", help="run one saved input and print the outcome")
     p.add_argument("--frontend", help="front end of --replay")
+    p.add_argument("--unpack", help="write a saved compile case's profile and model to --out")
     args = p.parse_args(argv)
 
+    if args.unpack:
+        profile, model, opts = fs.write_case(Path(args.unpack).read_bytes(), Path(args.out))
+        print(" ".join(["quantspec", "compile", str(profile), "--model", str(model), *opts]))
+        return 0
     if args.replay:
-        fe = fs.frontends()[args.frontend or "qspec"]
+        fe = fs.all_frontends()[args.frontend or "qspec"]
         data = Path(args.replay).read_bytes()
         fs.run_one(fe, data)  # warm up (the .qspec grammar is built on first use)
+        fs.clear_caches()
         result = fs.run_one(fe, data)
         print(f"{result.status} {result.code} {result.seconds:.3f}s\n{result.detail}")
         return 1 if result.status == "crash" else 0
@@ -245,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             broken = True
             print("a worker died (native crash?): see fuzz-out/current-* for the input",
                   file=sys.stderr)
-    saved = {n: _save(out, fs.frontends()[n], "slowest", s.slowest_data)
+    fes = fs.all_frontends()
+    saved = {n: _save(out, fes[n], "slowest", s.slowest_data)
              for n, s in results.items() if s.inputs}
     retimed = {n: retime(n, s.slowest_data) for n, s in results.items() if s.inputs}
     text = report(results, retimed, saved, args, time.time() - t0, command)

@@ -8,9 +8,12 @@ param; any other static float tensor consumed by an op is a ``constant``.
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from .errors import QuantspecError
@@ -32,7 +35,30 @@ PARAM_SLOTS: dict[str, dict[int, str]] = {
 KINDS = ("model_input", "activation", "constant", "weight", "bias", "param")
 
 
-@dataclass
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while a graph view or a plan is built.
+
+    Both allocate a few container objects per tensor and free almost none of them, and none
+    form cycles; the collector would traverse them (and everything else alive) again and
+    again, which made the time grow faster than the graph (benchmarks/RESULTS.md). On the
+    way out the survivors are moved straight to the oldest generation (``gc.freeze()`` then
+    ``gc.unfreeze()``: two list splices) instead of being traversed by the next young
+    collections. Skipped when the process has frozen objects of its own, which ``unfreeze``
+    would release."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
+
+
+@dataclass(slots=True)
 class Node:
     index: int
     name: str
@@ -48,7 +74,7 @@ class Node:
         return Span("<model>", path=f"node '{self.name}' ({self.op_type}, #{self.index})")
 
 
-@dataclass
+@dataclass(slots=True)
 class Tensor:
     name: str
     dtype: str = ""  # onnx element type name, lower case ("float", "int64", ...), "" unknown
@@ -110,148 +136,206 @@ class Graph:
             # protobuf parses many non-model files (even an empty one) as an empty ModelProto
             raise QuantspecError("E309", "the file holds no ONNX graph", Span(path),
                                  hint="is this an .onnx model?")
+        try:  # the bytes infer_shapes would send to onnx's C++ side (serialized once)
+            data: Any = model.SerializeToString()
+        except Exception:  # over protobuf's 2 GiB limit: inference fails below as it did
+            data = model
+        if isinstance(data, bytes):
+            _check_dims(model.graph, data, path)
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+            inferred = onnx.shape_inference.infer_shapes(data, strict_mode=False)
         except Exception:
             inferred = model
-        g = inferred.graph
-        _check_text(g, path)
-        tensors: dict[str, Tensor] = {}
+        with paused_gc():
+            return cls._from_graph(inferred.graph, path)
 
-        def t(name: str) -> Tensor:
-            if name not in tensors:
-                tensors[name] = Tensor(name)
-            return tensors[name]
+    @classmethod
+    def _from_graph(cls, g: Any, path: str) -> Graph:
+        """The view of a (shape-inferred) GraphProto.
 
-        def set_type(vi: Any) -> None:
-            tt = vi.type.tensor_type
-            if not vi.type.HasField("tensor_type"):
-                return
-            ten = t(vi.name)
-            if tt.elem_type:
-                ten.dtype = _known_dtype(tt.elem_type, vi.name, path)
-            if tt.HasField("shape"):
-                ten.shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param or None
-                                  for d in tt.shape.dim)
+        Every protobuf field access builds a wrapper object (~0.2-1 us each with the upb
+        backend), which dominated this function on large graphs (benchmarks/RESULTS.md), so
+        each field is read once, value-info types are decoded once per distinct type, and
+        linking, the SSA check and the topological-order check share one loop over the nodes.
+        Errors are raised in the order of the checks they replace: text (E311), element types
+        (E310), node op types and attributes (E311), Constant values (E311), one producer per
+        tensor (E308), unknown inputs and outputs (E303), cycles (E304)."""
+        import onnx
 
-        inits = {i.name for i in g.initializer}
-        for init in g.initializer:
-            ten = t(init.name)
-            ten.initializer = True
-            ten.static = True
-            ten.dtype = _known_dtype(init.data_type, init.name, path) if init.data_type else \
-                "undefined"
-            ten.shape = tuple(init.dims)
-        for vi in list(g.input) + list(g.value_info) + list(g.output):
-            set_type(vi)
-        inputs = [vi.name for vi in g.input if vi.name not in inits]
-        for name in inputs:
-            t(name).graph_input = True
+        rows = [(n.name, n.op_type, n.domain, n.input[:], n.output[:], n.attribute)  # lists
+                for n in g.node]
+        inits = [(i.name, i.data_type, tuple(i.dims)) for i in g.initializer]
+        types: dict[bytes, tuple[int, tuple[Any, ...] | None] | None] = {}
+        vis = []
+        for vi in (*g.input, *g.value_info, *g.output):
+            key = vi.type.SerializeToString()
+            if key not in types:
+                types[key] = _tensor_type(vi.type)
+            vis.append((vi.name, types[key]))
+        input_names = [vi.name for vi in g.input]
         outputs = [vi.name for vi in g.output]
+        if not _all_text(rows, inits, vis):
+            _check_text(g, path)  # names the first offending string
+
+        tensors: dict[str, Tensor] = {}
+        dtype_of: dict[int, str] = {}
+        for name, elem, dims in inits:
+            if elem:
+                dtype = dtype_of.get(elem) or dtype_of.setdefault(
+                    elem, _known_dtype(elem, name, path))
+            else:
+                dtype = "undefined"
+            ten = tensors.get(name)
+            if ten is None:
+                tensors[name] = Tensor(name, dtype, dims, initializer=True, static=True,
+                                       kind="constant")
+            else:  # an initializer listed twice: the last one's type
+                ten.dtype, ten.shape = dtype, dims
+        for name, tt in vis:
+            if tt is None:
+                continue
+            elem, shape = tt
+            dtype = (dtype_of.get(elem) or dtype_of.setdefault(elem, _known_dtype(elem, name, path))
+                     ) if elem else ""
+            ten = tensors.get(name)
+            if ten is None:
+                tensors[name] = Tensor(name, dtype, shape)
+                continue
+            if dtype:
+                ten.dtype = dtype
+            if shape is not None:
+                ten.shape = shape
+        inputs = []
+        for name in input_names:
+            ten = tensors.get(name)
+            if ten is not None and ten.initializer:
+                continue
+            inputs.append(name)
+            if ten is None:
+                ten = tensors[name] = Tensor(name)
+            ten.graph_input = True
+            ten.kind = "model_input"
         for name in outputs:
-            t(name).graph_output = True
+            ten = tensors.get(name)
+            if ten is None:
+                ten = tensors[name] = Tensor(name)
+            ten.graph_output = True
 
+        skip = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        get_value = onnx.helper.get_attribute_value
         nodes: list[Node] = []
-        for i, n in enumerate(g.node):
-            skip = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-            where = Span(path, path=f"node '{n.name or i}' (#{i})")
-            if not n.op_type:
-                raise QuantspecError("E311", f"node '{n.name or i}' has no op_type", where,
+        constants: list[int] = []
+        duplicate: tuple[Node, str, str] | None = None  # the first tensor written twice (E308)
+        later: list[str] = []  # inputs read before any node writes them
+        for i, (name, op, domain, ins, outs, attributes) in enumerate(rows):
+            if not op:
+                raise QuantspecError("E311", f"node '{name or i}' has no op_type",
+                                     Span(path, path=f"node '{name or i}' (#{i})"),
                                      hint="the model is damaged; run onnx.checker")
-            try:
-                attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute
-                         if a.type not in skip}
-            except Exception:  # onnx raises ValueError/TypeError on an unknown attribute type
-                raise QuantspecError("E311", f"node '{n.name or i}' ({n.op_type}) has an "
-                                     "attribute that cannot be read", where,
-                                     hint="the model is damaged; run onnx.checker") from None
-            node = Node(i, n.name or f"{n.op_type}_{i}", n.op_type, n.domain,
-                        list(n.input), list(n.output), attrs)
+            attrs: dict[str, Any] = {}
+            if attributes:
+                try:
+                    attrs = {a.name: get_value(a) for a in attributes if a.type not in skip}
+                except Exception:  # onnx raises ValueError/TypeError on an unknown type
+                    raise QuantspecError(
+                        "E311", f"node '{name or i}' ({op}) has an attribute that cannot be "
+                        "read", Span(path, path=f"node '{name or i}' (#{i})"),
+                        hint="the model is damaged; run onnx.checker") from None
+            node = Node(i, name or f"{op}_{i}", op, domain, ins, outs, attrs)
             nodes.append(node)
+            if op in ("Constant", "ConstantOfShape") and domain in ("", "ai.onnx"):
+                constants.append(i)
+            for slot, tname in enumerate(ins):
+                if tname:
+                    ten = tensors.get(tname)
+                    if ten is None:
+                        ten = tensors[tname] = Tensor(tname)
+                    ten.consumers.append((i, slot))
+                    if ten.producer is None and not ten.initializer and not ten.graph_input:
+                        later.append(tname)
+            for tname in outs:
+                if tname:
+                    ten = tensors.get(tname)
+                    if ten is None:
+                        ten = tensors[tname] = Tensor(tname)
+                    elif duplicate is None and (ten.producer is not None or ten.initializer
+                                                or ten.graph_input):
+                        first = "a graph input or initializer" if ten.producer is None \
+                            else f"node '{nodes[ten.producer].name}'"
+                        duplicate = (node, tname, first)
+                    ten.producer = i
         graph = cls(nodes, tensors, inputs, outputs, path)
-        graph._link()
-        graph._constant_nodes()
-        graph._check()
-        graph.classify()
+        for i in constants:
+            graph._constant_node(nodes[i])
+        graph._check_linked(duplicate, later)
+        graph._classify_params()  # base kinds were set as the tensors were made
         return graph
-
-    def _link(self) -> None:
-        tensors = self.tensors  # local lookups: this runs per compile with graph passes
-        for ten in tensors.values():
-            ten.producer = None
-            ten.consumers = []
-        for node in self.nodes:
-            index = node.index
-            for slot, name in enumerate(node.inputs):
-                if name:
-                    ten = tensors.get(name) or self.tensor(name)
-                    ten.consumers.append((index, slot))
-            for name in node.outputs:
-                if name:
-                    (tensors.get(name) or self.tensor(name)).producer = index
 
     def tensor(self, name: str) -> Tensor:
         if name not in self.tensors:
             self.tensors[name] = Tensor(name)
         return self.tensors[name]
 
-    def _constant_nodes(self) -> None:
+    def _constant_node(self, node: Node) -> None:
+        """Outputs of a Constant / ConstantOfShape node: static (Constant), dtype and shape from
+        the value when shape inference gave none."""
         import onnx
 
-        for node in self.nodes:
-            if node.op_type in ("Constant", "ConstantOfShape") and node.domain in ("", "ai.onnx"):
-                value = node.attrs.get("value")
-                if value is not None and not isinstance(value, onnx.TensorProto):
-                    raise QuantspecError("E311", f"node '{node.name}' ({node.op_type}): attribute "
-                                         "'value' is not a tensor", self._where(node),
-                                         hint="the model is damaged; run onnx.checker")
-                for out in node.outputs:
-                    ten = self.tensor(out)
-                    ten.constant_node = True
-                    ten.static = node.op_type == "Constant"
-                    if node.op_type == "Constant" and "value" in node.attrs:
-                        val = node.attrs["value"]
-                        ten.dtype = ten.dtype or _dtype_name(val.data_type)
-                        if ten.shape is None:
-                            ten.shape = tuple(val.dims)
-                    elif node.op_type == "Constant" and "value_float" in node.attrs:
-                        ten.dtype = ten.dtype or "float"
-                        ten.shape = ten.shape or ()
-                    elif node.op_type == "ConstantOfShape" and "value" in node.attrs:
-                        ten.dtype = ten.dtype or _dtype_name(node.attrs["value"].data_type)
-        del onnx
+        value = node.attrs.get("value")
+        # an attribute of type UNDEFINED reads as None: as damaged as a non-tensor value
+        if "value" in node.attrs and not isinstance(value, onnx.TensorProto):
+            raise QuantspecError("E311", f"node '{node.name}' ({node.op_type}): attribute "
+                                 "'value' is not a tensor", self._where(node),
+                                 hint="the model is damaged; run onnx.checker")
+        for out in node.outputs:
+            ten = self.tensor(out)
+            ten.constant_node = True
+            ten.static = node.op_type == "Constant"
+            ten.kind = _base_kind(ten)
+            if node.op_type == "Constant" and "value" in node.attrs:
+                val = node.attrs["value"]
+                ten.dtype = ten.dtype or _dtype_name(val.data_type)
+                if ten.shape is None:
+                    ten.shape = tuple(val.dims)
+            elif node.op_type == "Constant" and "value_float" in node.attrs:
+                ten.dtype = ten.dtype or "float"
+                ten.shape = ten.shape or ()
+            elif node.op_type == "ConstantOfShape" and "value" in node.attrs:
+                ten.dtype = ten.dtype or _dtype_name(node.attrs["value"].data_type)
 
     def _where(self, node: Node) -> Span:
         return Span(self.path, path=node.where().path)
 
-    def _check(self) -> None:
-        static = set(self.inputs) | {n for n, t in self.tensors.items() if t.initializer}
-        producer: dict[str, Node] = {}
-        for node in self.nodes:  # ONNX is SSA: one producer per tensor (E308)
-            for name in node.outputs:
-                if not name:
-                    continue
-                if name in producer or name in static:
-                    first = (f"node '{producer[name].name}'" if name in producer
-                             else "a graph input or initializer")
-                    raise QuantspecError("E308", f"node '{node.name}' ({node.op_type}) writes "
-                                         f"'{name}', which {first} already provides",
-                                         self._where(node),
-                                         hint="each tensor has one producer; run onnx.checker")
-                producer[name] = node
-        known = static | set(producer)
-        for node in self.nodes:
-            for name in node.inputs:
-                if name and name not in known:
-                    raise QuantspecError("E303", f"node '{node.name}' ({node.op_type}) reads "
-                                         f"'{name}', which no node, input or initializer "
-                                         "provides", self._where(node),
-                                         hint="the model is incomplete; run onnx.checker")
+    def _check_linked(self, duplicate: tuple[Node, str, str] | None, later: list[str]) -> None:
+        """E308 / E303 / E304 after linking: ``duplicate`` is the first output written a second
+        time (the node, the tensor, what provided it first); ``later`` the inputs read before
+        any node wrote them (none when the nodes are in topological order: then there is no
+        cycle either)."""
+        if duplicate is not None:  # ONNX is SSA: one producer per tensor
+            node, name, first = duplicate
+            raise QuantspecError("E308", f"node '{node.name}' ({node.op_type}) writes "
+                                 f"'{name}', which {first} already provides", self._where(node),
+                                 hint="each tensor has one producer; run onnx.checker")
+        tensors = self.tensors
+
+        def known(name: str) -> bool:
+            t = tensors.get(name)
+            return t is not None and (t.producer is not None or t.initializer or t.graph_input)
+
+        if not all(known(name) for name in later):
+            for node in self.nodes:  # the first node in graph order that reads one
+                for name in node.inputs:
+                    if name and not known(name):
+                        raise QuantspecError(
+                            "E303", f"node '{node.name}' ({node.op_type}) reads '{name}', which "
+                            "no node, input or initializer provides", self._where(node),
+                            hint="the model is incomplete; run onnx.checker")
         for name in self.outputs:
-            if name not in known:
+            if not known(name):
                 raise QuantspecError("E303", f"graph output '{name}' is never produced",
                                      Span(self.path, path=f"output '{name}'"))
-        self.topo_order()  # raises on cycles
+        if later:
+            self.topo_order()  # raises on cycles
 
     def topo_order(self) -> list[int]:
         indeg = {n.index: 0 for n in self.nodes}
@@ -296,34 +380,47 @@ class Graph:
 
     def classify(self) -> None:
         for ten in self.tensors.values():
-            ten.kind, ten.role, ten.param_of, ten.transposed_param = "activation", "", [], False
-            if ten.graph_input:
-                ten.kind = "model_input"
-            elif ten.static or ten.constant_node:
-                ten.kind = "constant"
+            ten.kind, ten.role, ten.param_of, ten.transposed_param = _base_kind(ten), "", [], \
+                False
+        self._classify_params()
+
+    def _classify_params(self) -> None:
+        """Parameter kinds and roles, on tensors that have their base kind and no param_of."""
+        tensors = self.tensors
         for node in self.nodes:
-            slots = PARAM_SLOTS.get(node.op_type, {}) if node.domain in ("", "ai.onnx") or \
-                node.fused_types else {}
-            for slot, role in slots.items():
-                if slot >= len(node.inputs) or not node.inputs[slot]:
-                    continue
-                name = node.inputs[slot]
-                src = self.static_source(name)
-                transposed = False
-                is_matmul = node.op_type == "MatMul" or node.fused_types[:1] == ("MatMul",)
-                if src is None and is_matmul and slot == 1:
-                    prod = self.tensors[name].producer
-                    if prod is not None and self.nodes[prod].op_type == "Transpose" and \
-                            self.nodes[prod].inputs:
-                        src = self.static_source(self.nodes[prod].inputs[0])
-                        transposed = src is not None
-                if src is None:
-                    continue
-                ten = self.tensors[src]
-                ten.kind = role if role in ("weight", "bias") else "param"
-                ten.role = role
-                ten.param_of.append((node.index, role))
-                ten.transposed_param = ten.transposed_param or transposed
+            if node.op_type in PARAM_SLOTS:
+                for _slot, role, src, transposed in self.param_usages(node):
+                    _mark_param(tensors[src], node.index, role, transposed)
+
+    def param_usages(self, node: Node) -> list[tuple[int, str, str, bool]]:
+        """(input slot, role, static tensor, read through a Transpose) for each parameter input
+        of ``node`` (aimet.md B.1), in slot order."""
+        slots = PARAM_SLOTS.get(node.op_type)
+        if not slots or not (node.domain in ("", "ai.onnx") or node.fused_types):
+            return []
+        out = []
+        inputs = node.inputs
+        tensors = self.tensors
+        for slot, role in slots.items():
+            if slot >= len(inputs) or not inputs[slot]:
+                continue
+            name = inputs[slot]
+            t = tensors.get(name)
+            if t is not None and t.static:  # static_source's first step (the common case)
+                out.append((slot, role, name, False))
+                continue
+            src = self.static_source(name)
+            transposed = False
+            if src is None and slot == 1 and (node.op_type == "MatMul" or
+                                              node.fused_types[:1] == ("MatMul",)):
+                prod = self.tensors[name].producer
+                if prod is not None and self.nodes[prod].op_type == "Transpose" and \
+                        self.nodes[prod].inputs:
+                    src = self.static_source(self.nodes[prod].inputs[0])
+                    transposed = src is not None
+            if src is not None:
+                out.append((slot, role, src, transposed))
+        return out
 
     # --- queries ----------------------------------------------------------------------
     def channel_axis(self, name: str) -> int | None:
@@ -424,6 +521,22 @@ class Graph:
         return (t for t in self.tensors.values() if t.is_float)
 
 
+def _base_kind(ten: Tensor) -> str:
+    """A tensor's kind before parameter slots are looked at."""
+    if ten.graph_input:
+        return "model_input"
+    return "constant" if ten.static or ten.constant_node else "activation"
+
+
+def _mark_param(ten: Tensor, node: int, role: str, transposed: bool) -> None:
+    """``ten`` is a parameter of ``node`` in ``role``; the last op (in graph order) that uses
+    it decides its kind."""
+    ten.kind = role if role in ("weight", "bias") else "param"
+    ten.role = role
+    ten.param_of.append((node, role))
+    ten.transposed_param = ten.transposed_param or transposed
+
+
 def _compare(got: Any, op: str, value: Any) -> bool:
     if isinstance(got, list):  # ONNX ints attributes are lists; .qspec lists parse as tuples
         got = tuple(got)
@@ -447,6 +560,34 @@ def _compare(got: Any, op: str, value: Any) -> bool:
     return False
 
 
+def _tensor_type(ty: Any) -> tuple[int, tuple[Any, ...] | None] | None:
+    """(element type, shape or None) of a TypeProto; None when it is not a tensor type."""
+    if not ty.HasField("tensor_type"):
+        return None
+    tt = ty.tensor_type
+    shape = None
+    if tt.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param or None
+                      for d in tt.shape.dim)
+    return tt.elem_type, shape
+
+
+def _all_text(rows: list[tuple[Any, ...]], inits: list[tuple[Any, ...]],
+              vis: list[tuple[Any, ...]]) -> bool:
+    """Whether every name read from the graph is ``str`` (see :func:`_check_text`); the type
+    tests run in C over the columns of ``rows``."""
+    if rows:
+        names, ops, domains, ins, outs, attributes = zip(*rows, strict=True)
+        strings = chain(names, ops, domains, chain.from_iterable(ins),
+                        chain.from_iterable(outs), (r[0] for r in inits), (r[0] for r in vis))
+    else:
+        attributes = ()
+        strings = chain((r[0] for r in inits), (r[0] for r in vis))
+    if set(map(type, strings)) - {str}:
+        return False
+    return all(type(a.name) is str for at in attributes if at for a in at)
+
+
 def _check_text(g: Any, path: str) -> None:
     """E311: protobuf hands back ``bytes`` for a string field that is not valid UTF-8."""
     for i, n in enumerate(g.node):
@@ -460,6 +601,36 @@ def _check_text(g: Any, path: str) -> None:
         if isinstance(vi.name, bytes):
             raise QuantspecError("E311", f"a tensor name is not UTF-8 text: {vi.name[:40]!r}",
                                  Span(path), hint="the model is damaged; run onnx.checker")
+
+
+def _check_dims(g: Any, data: bytes, path: str) -> None:
+    """E312: a negative dimension (in a graph input, output, value_info, initializer or a
+    Constant's value) makes onnx's shape inference abort the process (a C++ assertion in
+    Slice's inference), so it is refused before inference. A negative int64 in field 1 of a
+    message (``TensorShapeProto.Dimension.dim_value``, ``TensorProto.dims``) is serialized as
+    0x08 and a 10-byte varint ending in 0x01: only models whose bytes hold that sequence (rare
+    outside such fields) are walked."""
+    import re
+
+    if not re.search(rb"\x08[\x80-\xff]{9}\x01", data):
+        return
+    stack = [g]
+    while stack:
+        graph = stack.pop()
+        found = [(vi.name, d.dim_value) for vi in (*graph.input, *graph.output, *graph.value_info)
+                 for d in vi.type.tensor_type.shape.dim if d.dim_value < 0]
+        tensors = list(graph.initializer)
+        for n in graph.node:
+            for a in n.attribute:
+                tensors += [a.t, *a.tensors]
+                stack += [a.g, *a.graphs]
+        found += [(t.name or "<constant>", d) for t in tensors for d in t.dims if d < 0]
+        if found:
+            name, dim = found[0]
+            raise QuantspecError("E312", f"tensor '{name}' has a negative dimension ({dim})",
+                                 Span(path, path=f"tensor '{name}'"),
+                                 hint="dimensions are sizes (>= 0) or names; the model is "
+                                 "damaged: run onnx.checker")
 
 
 def _known_dtype(elem_type: int, name: str, path: str) -> str:

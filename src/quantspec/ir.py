@@ -50,7 +50,7 @@ SCALE_TYPES = ("float", "power_of_two")
 ROUNDING_MODES = ("half_even", "half_up", "half_down", "half_away", "std_round", "floor", "ceil")
 CALIBRATION_METHODS = (
     "minmax", "tf_enhanced", "percentile", "entropy", "mse", "diffs", "ifmr", "hfmg",
-    "moving_average",
+    "moving_average", "input_x_weight",
 )
 COMBINE_METHODS = ("max", "mean", "median", "modal", "min")
 

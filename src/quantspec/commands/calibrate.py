@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--percentile", type=float,
                    help="percentile of the percentile method (AIMET default 100)")
     p.add_argument("--semantics", default="auto",
-                   choices=("auto", "aimet", "aimet1", "qnn", "vitis", "amct", "generic"),
+                   choices=("auto", "aimet", "aimet1", "qnn", "vitis", "amct", "ort", "generic"),
                    help="whose arithmetic to reproduce (default: from the profile's dialect)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="samples per forward pass (needs a dynamic batch axis when > 1)")

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--percentile", type=float,
                    help="percentile of the percentile method (AIMET default 100)")
     p.add_argument("--semantics", default="auto",
-                   choices=("auto", "aimet", "aimet1", "qnn", "vitis", "amct", "generic"),
+                   choices=("auto", "aimet", "aimet1", "qnn", "vitis", "amct", "ort", "generic"),
                    help="calibration arithmetic (default: from the profile's dialect)")
     p.add_argument("--batch-size", type=int, default=1, help="samples per run")
     p.add_argument("--max-batches", type=int, help="stop after this many batches")

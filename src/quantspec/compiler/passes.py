@@ -10,11 +10,9 @@ the graph the compiler sees. Named in profiles as ``passes matmul_add, layer_nor
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
-from ..graph import Graph, Node, Tensor
+from ..graph import Graph, Node, Tensor, _base_kind, _mark_param
 
-_R = TypeVar("_R", Node, Tensor)
 PassFn = Callable[[Graph, set[int]], list[tuple[str, list[int], list[str], list[str]]]]
 
 
@@ -23,6 +21,12 @@ def _single_consumer(g: Graph, tensor: str) -> Node | None:
     if t is None or t.graph_output or len(t.consumers) != 1:
         return None
     return g.nodes[t.consumers[0][0]]
+
+
+def _first(names: list[str]) -> str:
+    """A node's first input or output; "" when a damaged model gives it none (no tensor has
+    that name, so nothing matches it)."""
+    return names[0] if names else ""
 
 
 def _static_rank1(g: Graph, name: str) -> bool:
@@ -34,7 +38,7 @@ def _follow(g: Graph, node: Node, wants: tuple[str, ...]) -> list[Node] | None:
     """The single-consumer chain after ``node`` with these op types, or None."""
     chain: list[Node] = []
     for want in wants:
-        nxt = _single_consumer(g, (chain[-1] if chain else node).outputs[0])
+        nxt = _single_consumer(g, _first((chain[-1] if chain else node).outputs))
         if nxt is None or nxt.op_type != want:
             return None
         chain.append(nxt)
@@ -48,10 +52,10 @@ def _affine_tail(g: Graph, last: Node, with_beta: bool) -> tuple[list[Node], lis
     operands: list[str] = []
     for op in ("Mul", "Add") if with_beta else ("Mul",):
         tail = nodes[-1] if nodes else last
-        nxt = _single_consumer(g, tail.outputs[0])
+        nxt = _single_consumer(g, _first(tail.outputs))
         if nxt is None or nxt.op_type != op:
             break
-        other = _other(nxt, tail.outputs[0])
+        other = _other(nxt, _first(tail.outputs))
         if other is None or g.static_source(other) is None:
             break
         nodes.append(nxt)
@@ -77,13 +81,13 @@ def matmul_add(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[str]
         if not static:
             prod = g.tensors[w].producer
             static = prod is not None and g.nodes[prod].op_type == "Transpose" and \
-                g.static_source(g.nodes[prod].inputs[0]) is not None
+                g.static_source(_first(g.nodes[prod].inputs)) is not None
         if not static:
             continue
-        add = _single_consumer(g, node.outputs[0])
+        add = _single_consumer(g, _first(node.outputs))
         if add is None or add.op_type != "Add" or add.index in used:
             continue
-        bias = _other(add, node.outputs[0])
+        bias = _other(add, _first(node.outputs))
         if bias is None or not _static_rank1(g, bias):
             continue
         out.append(("Gemm", [node.index, add.index], [node.inputs[0], w, bias], add.outputs))
@@ -94,11 +98,12 @@ def layer_norm(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[str]
     """ReduceMean -> Sub -> (Pow -> ReduceMean -> Add -> Sqrt) -> Div [-> Mul g] [-> Add b]."""
     out = []
     for rm in g.nodes:
-        if rm.op_type != "ReduceMean" or rm.index in used:
+        if rm.op_type != "ReduceMean" or rm.index in used or not rm.inputs or not rm.outputs:
             continue
         x = rm.inputs[0]
         sub = _single_consumer(g, rm.outputs[0])
-        if sub is None or sub.op_type != "Sub" or sub.inputs != [x, rm.outputs[0]]:
+        if sub is None or sub.op_type != "Sub" or sub.inputs != [x, rm.outputs[0]] or \
+                not sub.outputs:
             continue
         cons = g.consumers_of(sub.outputs[0])
         pw = next((c for c in cons if c.op_type == "Pow"), None)
@@ -106,7 +111,7 @@ def layer_norm(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[str]
         if pw is None or div is None or len(cons) != 2:
             continue
         tail = _follow(g, pw, ("ReduceMean", "Add", "Sqrt"))
-        if tail is None or _single_consumer(g, tail[-1].outputs[0]) is not div:
+        if tail is None or _single_consumer(g, _first(tail[-1].outputs)) is not div:
             continue
         if div.inputs[0] != sub.outputs[0]:
             continue
@@ -124,7 +129,7 @@ def rms_norm(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[str], 
     """Pow(x, 2) -> ReduceMean -> Add(eps) -> Sqrt -> Div(x, .) [-> Mul g] => RMSNormalization."""
     out = []
     for pw in g.nodes:
-        if pw.op_type != "Pow" or pw.index in used:
+        if pw.op_type != "Pow" or pw.index in used or not pw.inputs:
             continue
         x = pw.inputs[0]
         tail = _follow(g, pw, ("ReduceMean", "Add", "Sqrt", "Div"))
@@ -145,7 +150,7 @@ def masked_softmax(g: Graph, used: set[int]) -> list[tuple[str, list[int], list[
     for add in g.nodes:
         if add.op_type != "Add" or add.index in used or len(add.inputs) != 2:
             continue
-        sm = _single_consumer(g, add.outputs[0])
+        sm = _single_consumer(g, _first(add.outputs))
         if sm is None or sm.op_type != "Softmax" or sm.index in used:
             continue
         out.append(("MaskedSoftmax", [add.index, sm.index], list(add.inputs), sm.outputs))
@@ -161,7 +166,8 @@ PASSES: dict[str, PassFn] = {
 
 
 def run_passes(g: Graph, names: list[str]) -> Graph:
-    """Apply the named passes (in the given order) and return the rewritten graph."""
+    """Apply the named passes (in the given order) and return the rewritten graph (a new
+    Graph: the caller's is not changed)."""
     used: set[int] = set()
     fusions: list[tuple[str, list[int], list[str], list[str]]] = []
     for name in names:
@@ -173,42 +179,102 @@ def run_passes(g: Graph, names: list[str]) -> Graph:
             fusions.append(f)
     if not fusions:
         return g
-    replaced: dict[int, tuple[str, list[int], list[str], list[str]]] = {}
-    for f in fusions:
-        replaced[min(f[1])] = f
+    return _rewrite(g, fusions, used)
+
+
+def _rewrite(g: Graph, fusions: list[tuple[str, list[int], list[str], list[str]]],
+             used: set[int]) -> Graph:
+    """The graph with each fusion's nodes replaced by one fused node (at the place of its first
+    node). An update, not a rebuild: node indices are remapped in the tensors' links, and only
+    the tensors a fused node touches are linked and classified again (a rebuild relinked and
+    reclassified every tensor: benchmarks/RESULTS.md). Nodes whose index does not change are
+    shared with ``g``; tensors are copied (nothing here changes ``g``)."""
+    replaced = {min(f[1]): f for f in fusions}
+    remap: list[int | None] = [None] * len(g.nodes)  # old node index -> new (None: removed)
     nodes: list[Node] = []
     fused_info = []
+    fused_nodes: list[Node] = []
     for node in g.nodes:
-        if node.index in replaced:
-            op, idxs, inputs, outputs = replaced[node.index]
+        f = replaced.get(node.index)
+        if f is not None:
+            op, idxs, inputs, outputs = f
             members = [g.nodes[i] for i in sorted(idxs)]
             fused = Node(len(nodes), f"{op}_fused_{members[0].name}", op, "quantspec.fused",
                          list(inputs), list(outputs), {},
                          tuple(m.name for m in members), tuple(m.op_type for m in members))
+            remap[node.index] = fused.index
             nodes.append(fused)
+            fused_nodes.append(fused)
             fused_info.append({"op_type": op, "nodes": list(fused.fused_from),
                                "body_op_types": list(fused.fused_types),
                                "outputs": list(outputs)})
         elif node.index not in used:
-            nodes.append(_clone(node, index=len(nodes)))
-    # tensors inside the fused nodes (and constants only they read) leave the graph
-    live = {n for node in nodes for n in (*node.inputs, *node.outputs) if n}
-    live |= set(g.inputs) | set(g.outputs)
-    # copies: _link() and classify() below must not touch the caller's graph (they give
-    # every copy fresh consumers / param_of lists, so a shallow copy is enough)
-    tensors = {k: _clone(v) for k, v in g.tensors.items() if k in live}
+            new = len(nodes)
+            remap[node.index] = new
+            nodes.append(node if node.index == new else Node(
+                new, node.name, node.op_type, node.domain, node.inputs, node.outputs,
+                node.attrs, node.fused_from, node.fused_types))  # lists shared: never changed
+
+    # tensors a fused node reads or writes, or a removed node did, and the parameters of both
+    # (through Identity / Transpose): linked and classified again
+    touched: dict[str, None] = {}
+    for i in sorted(used):
+        node = g.nodes[i]
+        touched.update(dict.fromkeys(node.inputs))
+        touched.update(dict.fromkeys(node.outputs))
+        touched.update(dict.fromkeys(src for _, _, src, _ in g.param_usages(node)))
+    reads: dict[str, list[tuple[int, int]]] = {}
+    writes: dict[str, int] = {}
+    for fused in fused_nodes:
+        touched.update(dict.fromkeys(fused.inputs))
+        touched.update(dict.fromkeys(fused.outputs))
+        touched.update(dict.fromkeys(src for _, _, src, _ in g.param_usages(fused)))
+        for slot, name in enumerate(fused.inputs):
+            if name:
+                reads.setdefault(name, []).append((fused.index, slot))
+        for name in fused.outputs:
+            if name:
+                writes[name] = fused.index
+    touched.pop("", None)
+
+    graph_io = set(g.inputs) | set(g.outputs)
+    tensors: dict[str, Tensor] = {}
+    users: set[int] = {f.index for f in fused_nodes}  # ops that may take a touched parameter
+    for name, t in g.tensors.items():
+        p = t.producer
+        if name in touched:
+            consumers = [(remap[i], s) for i, s in t.consumers if i not in used]
+            if name in reads:
+                consumers = sorted(consumers + reads[name])  # type: ignore[operator]
+            producer = writes.get(name) if p is None or p in used else remap[p]
+            if producer is None and not consumers and name not in graph_io:
+                continue  # a tensor inside a fused node
+            users.update(remap[i] for i, _ in t.param_of if i not in used)  # type: ignore[misc]
+            nt = _relinked(t, producer, consumers, [])  # type: ignore[arg-type]
+            nt.kind, nt.role, nt.transposed_param = _base_kind(t), "", False
+        elif p is None and not t.consumers and name not in graph_io:
+            continue  # no node reads or writes it (a rebuild dropped all such names)
+        else:  # no removed node touches it: the links move with the node indices (inlined
+            # _relinked: this runs for nearly every tensor)
+            nt = Tensor(name, t.dtype, t.shape, None if p is None else remap[p],
+                        [(remap[i], s) for i, s in t.consumers],  # type: ignore[misc]
+                        t.graph_input, t.graph_output, t.initializer, t.constant_node, t.kind,
+                        t.role, [(remap[i], r) for i, r in t.param_of]  # type: ignore[misc]
+                        if t.param_of else [], t.static, t.transposed_param)
+        tensors[name] = nt
     ng = Graph(nodes, tensors, list(g.inputs), list(g.outputs), g.path, g.fused + fused_info)
-    ng._link()
-    ng.classify()
+    # classify the touched tensors again: the ops that take them as a parameter, in graph
+    # order, are those that did in g (less the removed nodes) and the fused nodes
+    for i in sorted(users):
+        for _slot, role, src, transposed in ng.param_usages(nodes[i]):
+            if src in touched:
+                _mark_param(tensors[src], i, role, transposed)
     return ng
 
 
-def _clone(record: _R, **changes: object) -> _R:
-    """A shallow copy of a Node or Tensor record (copy.copy and dataclasses.replace cost ~10x
-    more per call). Sharing is safe: nothing changes a node's input/output lists or attributes
-    after loading, and _link()/classify() give tensors fresh consumer and param lists."""
-    c = object.__new__(type(record))
-    c.__dict__ = record.__dict__.copy()
-    if changes:
-        c.__dict__.update(changes)
-    return c
+def _relinked(t: Tensor, producer: int | None, consumers: list[tuple[int, int]],
+              param_of: list[tuple[int, str]]) -> Tensor:
+    """A copy of ``t`` with other links."""
+    return Tensor(t.name, t.dtype, t.shape, producer, consumers, t.graph_input, t.graph_output,
+                  t.initializer, t.constant_node, t.kind, t.role, param_of, t.static,
+                  t.transposed_param)

@@ -26,24 +26,33 @@ class Match:
 
 
 def match_patterns(graph: Graph, patterns: tuple[ir.Pattern, ...], mode: str,
-                   blocked: frozenset[int] = frozenset()) -> list[Match]:
-    by_type: dict[str, list[Node]] = {}
-    for node in graph.nodes:
-        by_type.setdefault(node.op_type, []).append(node)
-    # consumers are only asked for of ops at a non-final pattern position
-    inner = {t for p in patterns for alts in p.ops[:-1] for t in alts}
-    consumers = {node.index: graph.op_consumers(node) for node in graph.nodes
-                 if node.op_type in inner}
+                   blocked: frozenset[int] = frozenset(),
+                   by_type: dict[str, list[Node]] | None = None) -> list[Match]:
+    """``by_type``: the graph's nodes per op type, in graph order, when the caller has them."""
+    if not patterns:
+        return []
+    nodes = graph.nodes
+    if by_type is None:
+        starts_of = {t for p in patterns for t in p.ops[0]}
+        by_type = {}
+        for node in nodes:
+            if node.op_type in starts_of:
+                by_type.setdefault(node.op_type, []).append(node)
+    consumers = _Consumers(graph)  # asked only for the ops a chain passes through
     ordered = sorted(patterns, key=lambda p: -len(p.ops)) if mode == "aimet2" else list(patterns)
     used: set[int] = set()
     out: list[Match] = []
     for pat in ordered:
-        starts = sorted({n.index for t in pat.ops[0] for n in by_type.get(t, ())})
-        for start in starts:
-            node = graph.nodes[start]
-            if mode == "aimet2" and (start in blocked or graph.is_depthwise_or_3d(node)):
+        first = pat.ops[0]
+        if len(first) == 1:  # already in graph order
+            starts: list[Node] = by_type.get(first[0], [])
+        else:
+            starts = [nodes[i] for i in sorted({n.index for t in first
+                                                for n in by_type.get(t, ())})]
+        for node in starts:
+            if mode == "aimet2" and (node.index in blocked or graph.is_depthwise_or_3d(node)):
                 continue
-            for chain in _chains(graph, consumers, node, pat.ops, mode):
+            for chain in _chains(consumers, node, pat.ops, mode):
                 if mode == "aimet2" and used.intersection(chain):
                     continue
                 used.update(chain)
@@ -51,8 +60,29 @@ def match_patterns(graph: Graph, patterns: tuple[ir.Pattern, ...], mode: str,
     return out
 
 
-def _chains(graph: Graph, consumers: dict[int, list[Node]], node: Node,
-            ops: tuple[tuple[str, ...], ...], mode: str) -> list[tuple[int, ...]]:
+class _Consumers:
+    """``Graph.op_consumers`` per node, computed on first use."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.memo: dict[int, list[Node]] = {}
+
+    def __getitem__(self, index: int) -> list[Node]:
+        got = self.memo.get(index)
+        if got is None:
+            g = self.graph
+            node = g.nodes[index]
+            t = g.tensors.get(node.outputs[0]) if len(node.outputs) == 1 else None
+            if t is not None and len(t.consumers) == 1:  # the common case, without sorting
+                got = [g.nodes[t.consumers[0][0]]]
+            else:
+                got = g.op_consumers(node)
+            self.memo[index] = got
+        return got
+
+
+def _chains(consumers: _Consumers, node: Node, ops: tuple[tuple[str, ...], ...],
+            mode: str) -> list[tuple[int, ...]]:
     if node.op_type not in ops[0]:
         return []
     if len(ops) == 1:
@@ -64,6 +94,6 @@ def _chains(graph: Graph, consumers: dict[int, list[Node]], node: Node,
         return []
     out = []
     for c in nxt:
-        for tail in _chains(graph, consumers, c, ops[1:], mode):
+        for tail in _chains(consumers, c, ops[1:], mode):
             out.append((node.index, *tail))
     return out

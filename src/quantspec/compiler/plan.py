@@ -134,6 +134,9 @@ class Plan:
         return None
 
     def to_json(self) -> dict[str, Any]:
+        return self._document([e.to_json() for e in self.entries])
+
+    def _document(self, tensors: Any) -> dict[str, Any]:
         return {
             "format": PLAN_FORMAT,
             "profile": self.profile,
@@ -144,7 +147,7 @@ class Plan:
             "graph_passes": self.fused,
             "fusions": self.matches,
             "summary": self.summary(),
-            "tensors": [e.to_json() for e in self.entries],
+            "tensors": tensors,
         }
 
     def summary(self) -> dict[str, int]:
@@ -161,14 +164,112 @@ class Plan:
         """The plan as text (docs/plan.md "Layout"): the document indented by one space, and
         each element of a top-level list of objects (``tensors``, ``fusions``,
         ``graph_passes``) on one line. One line per tensor keeps ``grep`` and ``diff`` per
-        tensor, and those lines go through json's C encoder (indenting every entry takes the
-        pure-Python encoder, 2-3x slower: benchmarks/RESULTS.md)."""
+        tensor. The tensor lines are exactly ``json.dumps(entry.to_json())``, written by
+        :class:`_EntryWriter` from fragments shared between the entries that hold the same
+        value and ``Why`` objects (benchmarks/RESULTS.md); other lists of objects go through
+        json's C encoder line by line."""
         enc = json.JSONEncoder(allow_nan=False)  # no indent: the C encoder
-        parts = []
-        for key, value in self.to_json().items():
-            if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
-                body = "[\n" + ",\n".join("  " + enc.encode(x) for x in value) + "\n ]"
+        out = ["{\n"]  # one join at the end: a 100k-node plan is ~150 MB of text
+        for key, value in self._document(None).items():
+            out.append(f" {json.dumps(key)}: " if len(out) == 1 else f",\n {json.dumps(key)}: ")
+            if key == "tensors" and self.entries:
+                out.append("[\n")
+                _EntryWriter(enc).write(self.entries, out)
+                out.append("\n ]")
+            elif key == "tensors":
+                out.append("[]")
+            elif isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+                out.append("[\n" + ",\n".join("  " + enc.encode(x) for x in value) + "\n ]")
             else:  # json strings hold no raw newline: indenting the lines is safe
-                body = json.dumps(value, indent=1, allow_nan=False).replace("\n", "\n ")
-            parts.append(f" {json.dumps(key)}: {body}")
-        return "{\n" + ",\n".join(parts) + "\n}\n"
+                out.append(json.dumps(value, indent=1, allow_nan=False).replace("\n", "\n "))
+        out.append("\n}\n")
+        return "".join(out)
+
+
+_DEFAULTS = tuple(BUILTIN[f] for f in PLAN_FIELDS)
+_SIGNED = PLAN_FIELDS.index("signed"), PLAN_FIELDS.index("symmetric"), \
+    PLAN_FIELDS.index("unsigned_symmetric")
+_esc = json.encoder.encode_basestring_ascii  # what the encoder writes for a str (ensure_ascii)
+
+
+class _EntryWriter:
+    """``Entry.to_json()`` encoded (json.dumps' default separators, ASCII, no NaN), one line
+    per entry, without building the dicts.
+
+    Most of a line is the same for many tensors: entries with one cascade signature hold the
+    same value objects and the same ``Why`` records (resolve._cascade). So the fields from
+    ``quantized`` to ``encodings`` are encoded once per set of (field, value object), the
+    ``why`` object once per set of (field, ``Why`` record), and each ``Why`` once. The keys
+    are field names and object identities: every object is alive (held by the plan) while the
+    lines are written, and nothing changes them meanwhile, so equal keys mean equal text."""
+
+    def __init__(self, enc: json.JSONEncoder) -> None:
+        self.enc = enc.encode
+        self.values: dict[tuple[Any, ...], str] = {}
+        self.whys: dict[tuple[Any, ...], str] = {}
+        self.why: dict[int, str] = {}
+        self.shapes: dict[tuple[Any, ...], str] = {}
+
+    def write(self, entries: list[Entry], out: list[str]) -> None:
+        """Append the lines of ``entries`` (joined by ",\\n") to ``out``, as fragments."""
+        s, enc, add = _esc, self.enc, out.extend
+        sep = "  "  # before each line (a comma and a newline after the first)
+        for e in entries:
+            name, kind, role, prod, cons = e.name, e.kind, e.role, e.producer, e.consumers
+            gi, go, shape, reason = e.is_model_input, e.is_model_output, e.shape, e.reason
+            if type(name) is not str or type(kind) is not str or type(role) is not str or \
+                    (prod is not None and type(prod) is not str) or type(cons) is not list or \
+                    type(gi) is not bool or type(go) is not bool or type(reason) is not str:
+                add((sep, enc(e.to_json())))  # made elsewhere
+                sep = ",\n  "
+                continue
+            values = e.values
+            vkey = (*values, *map(id, values.values()))
+            middle = self.values.get(vkey)
+            if middle is None:
+                middle = self.values[vkey] = self._values(
+                    tuple(map(values.get, PLAN_FIELDS, _DEFAULTS)))
+            why = e.why
+            wkey = (*why, *map(id, why.values()))
+            whys = self.whys.get(wkey)
+            if whys is None:
+                whys = self.whys[wkey] = self._whys(why)
+            if shape is None:
+                shape_text: str | None = "null"
+            else:
+                skey = (*shape, *map(type, shape))  # types too: 1 == 1.0 == True
+                shape_text = self.shapes.get(skey)
+                if shape_text is None:
+                    shape_text = self.shapes[skey] = enc(shape)
+            shared = e.shared_with
+            tail = ', "shared_with": ' + enc(sorted(shared)) if shared else \
+                ', "shared_with": []'
+            if reason:
+                tail += ', "not_quantizable": ' + s(reason)
+            add((f'{sep}{{"name": {s(name)}, "kind": {s(kind)}, '
+                 f'"role": {s(role) if role else "null"}, '
+                 f'"producer": {"null" if prod is None else s(prod)}, '
+                 f'"consumers": [{", ".join(map(s, cons))}], '
+                 f'"is_model_input": {"true" if gi else "false"}, '
+                 f'"is_model_output": {"true" if go else "false"}, "shape": {shape_text}, ',
+                 middle, tail, ', "why": ', whys, "}"))
+            sep = ",\n  "
+
+    def _values(self, vals: tuple[Any, ...]) -> str:
+        d = {f: v if type(v) in _PLAIN else _jsonable(v) for f, v in zip(PLAN_FIELDS, vals,
+                                                                     strict=True)}
+        i_signed, i_sym, i_uns = _SIGNED
+        signed = vals[i_signed]
+        d["signed"] = bool(signed) if signed is not None else \
+            bool(vals[i_sym]) and not bool(vals[i_uns])  # as _signed
+        return self.enc(d)[1:-1]
+
+    def _whys(self, why: dict[str, Why]) -> str:
+        parts = []
+        for k, w in sorted(why.items()):
+            text = self.why.get(id(w))
+            if text is None:
+                text = self.why[id(w)] = self.enc(w.to_json())
+            parts.append(_esc(k) + ": " + text if type(k) is str else self.enc({k: 0})[1:-4]
+                         + ": " + text)
+        return "{" + ", ".join(parts) + "}"

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
-import gc
 import importlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from .. import ir
 from ..errors import QuantspecError
-from ..graph import Graph
+from ..graph import FLOAT_TYPES, Graph, Tensor, paused_gc
 from ..source import Span
 from .passes import run_passes
 from .patterns import match_patterns
@@ -68,23 +67,8 @@ class Context:
 
 
 def compile_profile(profile: ir.Profile, graph: Graph, model_name: str = "") -> Plan:
-    with _gc_paused():
+    with paused_gc():  # see graph.paused_gc: no cycles are made here
         return _compile(profile, graph, model_name)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Compiling allocates a few container objects per tensor and frees almost nothing;
-    CPython's cyclic collector would traverse them (and the caller's graph) again and again,
-    which made compile time grow faster than the graph (benchmarks/RESULTS.md). No cycles
-    are created here, so collection waits until the plan is built."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _compile(profile: ir.Profile, graph: Graph, model_name: str) -> Plan:
@@ -92,42 +76,62 @@ def _compile(profile: ir.Profile, graph: Graph, model_name: str) -> Plan:
     pass_names = [n for n, _ in profile.passes]
     g = run_passes(graph, pass_names) if pass_names else graph
 
-    entries = _entries(g)
-    cands = [n for n, e in entries.items() if not e.reason]
-    index = Index(g, cands, opts["model_output"])
+    order, tens, reasons = _tensor_order(g)
+    if reasons:
+        cands = [n for n in order if n not in reasons]
+        index = Index(g, cands, opts["model_output"],
+                      [t for n, t in zip(order, tens, strict=True) if n not in reasons])
+    else:
+        cands = order
+        index = Index(g, cands, opts["model_output"], tens)
 
     # -- the cascade ---------------------------------------------------------------------
-    rules: list[tuple[tuple[int, int, int], ir.Rule | _Synthetic, list[str], dict[str, Any]]] = []
-    for order, rule in enumerate(profile.rules):
+    rules: list[_RuleRow] = []
+    for i, rule in enumerate(profile.rules):
         sel = index.select(rule.selector)
-        key = (rule.priority, rule.selector.level, order)
+        key = (rule.priority, rule.selector.level, i)
         rules.append((key, rule, sel, {k: s.value for k, s in rule.settings.items()}))
-    matches = match_patterns(g, profile.patterns, opts["fusion"])
+    matches = match_patterns(g, profile.patterns, opts["fusion"],
+                             by_type=index.by_type if profile.patterns else None)
     # one pseudo-rule per pattern (not per match): tensors of different matches of a pattern
-    # then share a cascade signature (below)
+    # then share a cascade signature (below). Consecutive matches of a pattern are one row:
+    # their order in the cascade is the same.
     synthetic: dict[int, _Synthetic] = {}
+    cand, nodes = index.cand, g.nodes
+    last: _Synthetic | None = None
     for m in matches:
-        outs = [o for i in m.nodes[:-1] for o in g.nodes[i].outputs if o in index.cand]
+        outs = [o for i in m.nodes[:-1] for o in nodes[i].outputs if o in cand]
         syn = synthetic.get(id(m.pattern))
         if syn is None:
             syn = synthetic[id(m.pattern)] = _Synthetic(
                 m.pattern.span, f"fuse {m.pattern.describe()}",
                 "no quantizer inside a fused pattern")
-        rules.append(((0, ir.LEVEL_PATTERN, -1), syn, outs, {"quantized": False}))
+        if syn is last:
+            rules[-1][2].extend(outs)
+        else:
+            rules.append(((0, ir.LEVEL_PATTERN, -1), syn, outs, {"quantized": False}))
+        last = syn
     rules.sort(key=lambda r: r[0])
-    with_refs = _cascade(rules, entries, cands, opts["conflicts"] == "error")
+    entries, with_refs, with_min_bits = _cascade(g, order, tens, reasons, rules, cands,
+                                                 opts["conflicts"] == "error")
 
     ctx = Context(g, profile, entries, opts)
     _resolve_refs(ctx, g, with_refs)
-    _apply_min_bits(ctx)
+    _apply_min_bits(ctx, with_min_bits)
     for name, span in profile.post:
         _run_hook(name, span, ctx)
     apply_ties(ctx, profile.ties)
-    _fix_axes(ctx)
+    _fix_axes(ctx)  # and _check_block_sizes
 
-    match_json = [{"pattern": m.pattern.describe(),
-                   "rule": str(m.pattern.span) if m.pattern.span else "",
-                   "nodes": [g.nodes[i].name for i in m.nodes]} for m in matches]
+    described: dict[int, tuple[str, str]] = {}  # per pattern, not per match
+    match_json = []
+    for m in matches:
+        d = described.get(id(m.pattern))
+        if d is None:
+            d = described[id(m.pattern)] = (m.pattern.describe(),
+                                            str(m.pattern.span) if m.pattern.span else "")
+        match_json.append({"pattern": d[0], "rule": d[1],
+                           "nodes": [nodes[i].name for i in m.nodes]})
     return Plan(
         entries=list(entries.values()),
         profile=profile.source or profile.name,
@@ -149,52 +153,50 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _entries(g: Graph) -> dict[str, Entry]:
-    """Every tensor, in a stable order: graph inputs, then per node its inputs and outputs."""
-    order: dict[str, None] = dict.fromkeys(g.inputs)
-    for node in g.nodes:  # first occurrence wins
-        for name in node.inputs:
-            if name not in order:
-                order[name] = None
-        for name in node.outputs:
-            if name not in order:
-                order[name] = None
+def _tensor_order(g: Graph) -> tuple[list[str], list[Tensor], dict[str, str]]:
+    """Every tensor in a stable order (graph inputs, then per node its inputs and outputs, first
+    occurrence wins), its record, and why each one that is never quantized is not (non-float,
+    unused)."""
+    seq = chain(g.inputs, chain.from_iterable(x for n in g.nodes for x in (n.inputs, n.outputs)))
+    order = dict.fromkeys(seq)
     order.pop("", None)  # an omitted optional input or output
-    nodes, tensors = g.nodes, g.tensors
-    out: dict[str, Entry] = {}
-    for name in order:
-        t = tensors[name]
-        prod = nodes[t.producer].name if t.producer is not None else None
-        uses = t.consumers
-        if len(uses) == 1:
-            cons = [nodes[uses[0][0]].name]
-        else:  # an op reading a tensor twice is one consumer
-            cons = list(dict.fromkeys([nodes[i].name for i, _ in uses]))
-        e = Entry(name, t.kind, t.role, prod, cons, t.graph_input, t.graph_output,
-                  list(t.shape) if t.shape is not None else None)
-        if not t.is_float:
-            e.reason = f"{t.dtype} tensor (only float tensors are quantized)"
-        elif not uses and not t.graph_output:
-            e.reason = "unused (no op reads it and it is not a graph output)"
-        out[name] = e
-    return out
+    names = list(order)
+    tensors = g.tensors
+    tens = [tensors[n] for n in names]
+    reasons: dict[str, str] = {}
+    for t in tens:
+        dtype = t.dtype
+        if dtype and dtype not in FLOAT_TYPES:  # not Tensor.is_float
+            reasons[t.name] = f"{dtype} tensor (only float tensors are quantized)"
+        elif not t.consumers and not t.graph_output:
+            reasons[t.name] = "unused (no op reads it and it is not a graph output)"
+    return names, tens, reasons
+
+
+def _entries(g: Graph) -> dict[str, Entry]:
+    """Every tensor's entry with no rule applied (see _tensor_order)."""
+    order, tens, reasons = _tensor_order(g)
+    return _cascade(g, order, tens, reasons, [], [], False)[0]
 
 
 _RuleRow = tuple[tuple[int, int, int], "ir.Rule | _Synthetic", list[str], dict[str, Any]]
 
 
-def _cascade(rules: list[_RuleRow], entries: dict[str, Entry], cands: list[str],
-             strict: bool) -> dict[str, dict[str, Any]]:
-    """Per tensor and field, keep the last value in cascade order and what it shadowed.
+def _cascade(g: Graph, order: list[str], tens: list[Tensor], reasons: dict[str, str],
+             rules: list[_RuleRow], cands: list[str],
+             strict: bool) -> tuple[dict[str, Entry], dict[str, dict[str, Any]], list[str]]:
+    """The entries of the tensors in ``order``: per tensor and field, the last value in cascade
+    order and what it shadowed.
 
     A tensor's outcome depends only on its *signature*, the sequence of rules that select it
     (in cascade order). Most tensors share a signature with many others (every Conv weight
     outside a layer rule), so each signature is resolved once and its values and
     :class:`Why` records are shared: compile time grows with the selections, not with
-    selections x fields. ``Why`` records are therefore never changed in place.
+    selections x fields. ``Why`` records are therefore never changed in place. Each entry is
+    built once, with its values (one loop over the tensors).
 
-    Returns the tensors that hold a ``like`` reference (resolved next), with the rule that
-    set each one.
+    Also returns the tensors that hold a ``like`` reference (resolved next), with the rule
+    that set each one, and those a rule gives a ``min_bits``.
     """
     objs: list[tuple[ir.Rule | _Synthetic, dict[str, Any]]] = []
     obj_index: dict[int, int] = {}
@@ -209,22 +211,39 @@ def _cascade(rules: list[_RuleRow], entries: dict[str, Entry], cands: list[str],
     cache: dict[tuple[int, ...], tuple[dict[str, Any], dict[str, Why], bool,
                                        dict[str, Any]]] = {}
     with_refs: dict[str, dict[str, Any]] = {}
-    for name, lst in sigs.items():
-        if not lst:
-            continue
-        sig = tuple(lst)
-        res = cache.get(sig)
-        if res is None:
-            res = cache[sig] = _resolve_signature(sig, objs, strict)
-        values, whys, conflict, ref_rules = res
-        if conflict:
-            _raise_first_conflict(rules, cands, strict)
-        e = entries[name]
-        e.values.update(values)
-        e.why.update(whys)
-        if ref_rules:
-            with_refs[name] = ref_rules
-    return with_refs
+    with_min_bits: list[str] = []
+    entries: dict[str, Entry] = {}
+    node_names = [n.name for n in g.nodes]
+    for name, t in zip(order, tens, strict=True):
+        p = t.producer
+        uses = t.consumers
+        if len(uses) == 1:
+            cons = [node_names[uses[0][0]]]
+        elif uses:  # an op reading a tensor twice is one consumer
+            cons = list(dict.fromkeys([node_names[i] for i, _ in uses]))
+        else:
+            cons = []
+        shape = t.shape
+        lst = sigs.get(name)
+        if lst:
+            sig = tuple(lst)
+            res = cache.get(sig)
+            if res is None:
+                res = cache[sig] = _resolve_signature(sig, objs, strict)
+            if res[2]:
+                _raise_first_conflict(rules, cands, strict)
+            if res[3]:
+                with_refs[name] = res[3]
+            values, whys = dict(res[0]), dict(res[1])
+            if "min_bits" in values:
+                with_min_bits.append(name)
+        else:
+            values, whys = {}, {}
+        entries[name] = Entry(name, t.kind, t.role, None if p is None else node_names[p], cons,
+                              t.graph_input, t.graph_output,
+                              None if shape is None else list(shape), values, whys, [],
+                              "" if lst is not None else reasons.get(name, ""))
+    return entries, with_refs, with_min_bits
 
 
 def _resolve_signature(sig: tuple[int, ...], objs: list[tuple[ir.Rule | _Synthetic,
@@ -250,7 +269,9 @@ def _resolve_signature(sig: tuple[int, ...], objs: list[tuple[ir.Rule | _Synthet
 
 def _final_off(hist: dict[str, list[tuple[Any, Any]]]) -> bool:
     q = hist.get("quantized")
-    return bool(q) and isinstance(q[-1][0], ir.Rule) and q[-1][0].final and q[-1][1] is False
+    if not q:
+        return False
+    return isinstance(q[-1][0], ir.Rule) and q[-1][0].final and q[-1][1] is False
 
 
 def _raise_first_conflict(rules: list[_RuleRow], cands: list[str], strict: bool) -> None:
@@ -391,11 +412,16 @@ def _resolve_ref_chain(ctx: Context, name: str, field: str,
             dropped.add(cur)
             continue
         e.values[field] = ctx.entries[other].get(field)
-        e.why[field] = replace(e.why[field], note=f"like {slot} ('{other}')")
+        w = e.why[field]  # a new record: Why records may be shared (see _cascade)
+        e.why[field] = Why(w.rule, w.selector, f"like {slot} ('{other}')", w.shadowed)
 
 
-def _apply_min_bits(ctx: Context) -> None:
-    for name, e in ctx.entries.items():
+def _apply_min_bits(ctx: Context, names: list[str] | None = None) -> None:
+    """Raise int bit widths to ``min_bits``. ``names``: the tensors that may have one (default:
+    all)."""
+    entries = ctx.entries
+    for name in entries if names is None else names:
+        e = entries[name]
         mb = e.values.get("min_bits")
         if mb and e.get("quantized") and e.get("dtype") == "int" and e.get("bits") < mb:
             ctx.set(name, "bits", mb, e.why["min_bits"].rule, f"raised to min_bits {mb}")
@@ -415,12 +441,19 @@ def _run_hook(name: str, span: Span | None, ctx: Context) -> None:
 
 
 def _fix_axes(ctx: Context) -> None:
+    """Per-channel axes from the graph; then _check_block_sizes on the entries that have a
+    block size, found in the same pass (every E205 is raised before any E208, as before)."""
     g = ctx.graph
     fallback = ctx.options["per_channel_fallback"]
+    graph_axis = Why("<graph>", "", "channel axis of the parameter's op")  # shared: never
+    sized: list[str] = []                                                  # changed in place
     for name, e in ctx.entries.items():
-        if not e.values.get("per_channel"):  # built-in: per-tensor
+        values = e.values
+        if "block_size" in values:
+            sized.append(name)
+        if not values.get("per_channel"):  # built-in: per-tensor
             continue
-        if e.values.get("axis") is not None:
+        if values.get("axis") is not None:
             continue
         axis = g.channel_axis(name) if g.tensors[name].is_param else None
         if axis is None and e.get("quantized"):
@@ -435,8 +468,26 @@ def _fix_axes(ctx: Context) -> None:
                 hint="set `axis: N`, turn per_channel off for this op type, or use "
                 "options { per_channel_fallback: per_tensor }")
         if axis is not None:
-            e.values["axis"] = axis
-            e.why["axis"] = Why("<graph>", "", "channel axis of the parameter's op")
+            values["axis"] = axis
+            e.why["axis"] = graph_axis
+    _check_block_sizes(ctx, sized)
+
+
+def _check_block_sizes(ctx: Context, names: list[str] | None = None) -> None:
+    """E208: a block holds block_size values along the channel axis, so 0 or less is no block
+    size (the plan schema requires 1 or more; `quantspec lint` reports it as L004). Any dialect
+    can set it (encodings files carry it as a plain integer), so it is checked here.
+    ``names``: the tensors that have one (default: all)."""
+    entries = ctx.entries
+    for name in entries if names is None else names:
+        e = entries[name]
+        size = e.values.get("block_size")
+        if size is not None and (type(size) is not int or size < 1):
+            raise QuantspecError(
+                "E208", f"block_size of tensor '{name}' must be a positive integer, got "
+                f"{size!r}", _span_of(e.why.get("block_size")),
+                hint="blocks hold block_size consecutive values along the channel axis; "
+                "leave block_size unset for a per-channel or per-tensor encoding")
 
 
 def _span_of(why: Why | None) -> Span | None:

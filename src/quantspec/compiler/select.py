@@ -11,53 +11,114 @@ import fnmatch
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import chain
 
 from .. import ir
-from ..graph import Graph, Node
+from ..graph import Graph, Node, Tensor
 
 
 class Index:
-    """Per-graph lookup tables for selection."""
+    """Per-graph lookup tables for selection, each built on first use (a profile asks for a
+    few of them; each is a pass over the candidates or the nodes)."""
 
-    def __init__(self, graph: Graph, candidates: Iterable[str], model_output: str) -> None:
+    def __init__(self, graph: Graph, candidates: Iterable[str], model_output: str,
+                 tensors: list[Tensor] | None = None) -> None:
+        """``tensors``: the candidates' Tensor records, in the same order (looked up when not
+        given)."""
         self.graph = graph
         self.candidates = list(candidates)
         self.cand = set(self.candidates)
-        self.by_type: dict[str, list[Node]] = defaultdict(list)
-        self.by_name: dict[str, Node] = {node.name: node for node in graph.nodes}
-        by_type = self.by_type
-        for node in graph.nodes:
-            by_type[node.op_type].append(node)
-        self._param_cache: dict[int, list[tuple[str, frozenset[str]]]] = {}
-        self.by_kind: dict[str, list[str]] = defaultdict(list)
-        self.by_role: dict[str, list[str]] = defaultdict(list)
-        self.outputs: list[str] = []
-        self.inputs: list[str] = []
-        # local names: this loop runs once per candidate tensor on every compile
-        tensors, by_kind, by_role = graph.tensors, self.by_kind, self.by_role
-        outputs, inputs = self.outputs.append, self.inputs.append
-        params = ("weight", "bias", "param")  # Tensor.is_param
-        for name in self.candidates:
-            t = tensors[name]
-            kind = t.kind
-            by_kind[kind].append(name)
-            if t.role:
-                by_role[t.role].append(name)
-            if t.producer is not None and not t.constant_node:
-                outputs(name)
-            if t.consumers and kind not in params:
-                inputs(name)
-        if model_output == "graph":
-            self.model_outputs = [n for n in graph.outputs if n in self.cand]
-        else:
-            self.model_outputs = [n for n in graph.terminal_outputs() if n in self.cand]
+        ts = tensors if tensors is not None else [graph.tensors[n] for n in self.candidates]
+        self._pairs = list(zip(self.candidates, ts, strict=True))
+        self._model_output = model_output
+        self._node_params: dict[int, dict[str, list[str]]] | None = None
+        self._by_type: dict[str, list[Node]] | None = None
+        self._by_name: dict[str, Node] | None = None
+        self._node_names: list[str] | None = None
+        self._by_kind: dict[str, list[str]] = {}
+        self._pairs_by_kind: dict[str, list[tuple[str, Tensor]]] | None = None
+        self._by_role: dict[str, list[str]] | None = None
+        self._outputs: list[str] | None = None
+        self._inputs: list[str] | None = None
+        self._model_outputs: list[str] | None = None
+
+    @property
+    def by_type(self) -> dict[str, list[Node]]:
+        if self._by_type is None:
+            by_type: dict[str, list[Node]] = defaultdict(list)
+            for node in self.graph.nodes:
+                by_type[node.op_type].append(node)
+            self._by_type = by_type
+        return self._by_type
+
+    @property
+    def node_names(self) -> list[str]:
+        if self._node_names is None:
+            self._node_names = [node.name for node in self.graph.nodes]
+        return self._node_names
+
+    @property
+    def by_name(self) -> dict[str, Node]:
+        if self._by_name is None:
+            self._by_name = {node.name: node for node in self.graph.nodes}
+        return self._by_name
+
+    def _kind_pairs(self) -> dict[str, list[tuple[str, Tensor]]]:
+        """The candidates (name, record) per tensor kind, in one pass."""
+        if self._pairs_by_kind is None:
+            by_kind: dict[str, list[tuple[str, Tensor]]] = defaultdict(list)
+            for pair in self._pairs:
+                by_kind[pair[1].kind].append(pair)
+            self._pairs_by_kind = by_kind
+        return self._pairs_by_kind
+
+    def by_kind(self, kind: str) -> list[str]:
+        """Candidates of one tensor kind."""
+        got = self._by_kind.get(kind)
+        if got is None:
+            got = self._by_kind[kind] = [n for n, _ in self._kind_pairs().get(kind, ())]
+        return got
+
+    def by_role(self, role: str) -> list[str]:
+        """Candidates with one parameter role."""
+        if self._by_role is None:
+            by_role: dict[str, list[str]] = defaultdict(list)
+            for n, r in [(n, t.role) for n, t in self._pairs if t.role]:
+                by_role[r].append(n)
+            self._by_role = by_role
+        return self._by_role.get(role, [])
+
+    @property
+    def outputs(self) -> list[str]:
+        """Candidates an op writes (Constant outputs are not op outputs)."""
+        if self._outputs is None:
+            self._outputs = [n for n, t in self._pairs
+                             if t.producer is not None and not t.constant_node]
+        return self._outputs
+
+    @property
+    def inputs(self) -> list[str]:
+        """Candidates an op reads that are not parameters (Tensor.is_param)."""
+        if self._inputs is None:
+            params = ("weight", "bias", "param")
+            self._inputs = [n for n, t in self._pairs if t.consumers and t.kind not in params]
+        return self._inputs
+
+    @property
+    def model_outputs(self) -> list[str]:
+        if self._model_outputs is None:
+            g = self.graph
+            names = g.outputs if self._model_output == "graph" else g.terminal_outputs()
+            self._model_outputs = [n for n in names if n in self.cand]
+        return self._model_outputs
 
     # -- entry point ---------------------------------------------------------------------
     def select(self, sel: ir.Selector) -> list[str]:
         if sel.scope == "defaults":
             return self._defaults(sel)
         if sel.scope == "op":
-            nodes = [n for t in sel.op_types for n in self.by_type.get(t, ())]
+            by_type = self.by_type
+            nodes = [n for t in sel.op_types for n in by_type.get(t, ())]
             if sel.where:
                 nodes = [n for n in nodes
                          if all(self.graph.predicate(n, p.name, p.op, p.value) for p in sel.where)]
@@ -66,7 +127,7 @@ class Index:
             return self._slot_of_nodes(self._layers(sel.names), sel)
         if sel.scope == "model_input":
             if sel.slot == "constant":
-                return list(self.by_kind.get("constant", ()))
+                return list(self.by_kind("constant"))
             return [n for n in self.graph.inputs if n in self.cand]
         if sel.scope == "model_output":
             return list(self.model_outputs)
@@ -83,19 +144,19 @@ class Index:
         if slot == "input":
             return list(self.inputs)
         if slot == "param":
-            return [n for k in ("weight", "bias", "param") for n in self.by_kind.get(k, ())]
+            return [n for k in ("weight", "bias", "param") for n in self.by_kind(k)]
         if slot in ("constant", "graph_input"):
-            return list(self.by_kind.get("constant" if slot == "constant" else "model_input", ()))
-        return list(self.by_role.get(slot, ()))
+            return list(self.by_kind("constant" if slot == "constant" else "model_input"))
+        return list(self.by_role(slot))
 
     def _layers(self, patterns: tuple[str, ...]) -> list[Node]:
         out: dict[int, Node] = {}
         for pat in patterns:
             if _is_glob(pat):
-                rx = re.compile(fnmatch.translate(pat))
-                for node in self.graph.nodes:
-                    if rx.match(node.name):
-                        out[node.index] = node
+                match = re.compile(fnmatch.translate(pat)).match
+                nodes = self.graph.nodes
+                for i in [i for i, name in enumerate(self.node_names) if match(name)]:
+                    out[i] = nodes[i]
             elif pat in self.by_name:
                 node = self.by_name[pat]
                 out[node.index] = node
@@ -125,6 +186,7 @@ class Index:
             slot in ("param", "tensor") or slot in ir.KNOWN_PARAM_ROLES
             or (slot not in ir.GENERIC_SLOTS and slot not in ir.KIND_SLOTS))
         role = None if slot in ("param", "tensor") else slot
+        params = ("weight", "bias", "param")  # Tensor.is_param
         out: list[str] = []
         for node in nodes:
             if want_out:
@@ -136,7 +198,7 @@ class Index:
                     if not name:
                         continue
                     t = tensors[name]
-                    if skip_params and t.is_param:
+                    if skip_params and t.kind in params:
                         continue
                     if kind is not None and t.kind != kind:
                         continue
@@ -147,28 +209,21 @@ class Index:
         return [n for n in dict.fromkeys(out) if n in cand]
 
     def _params(self, node: Node, role: str | None) -> list[str]:
-        found = self._param_cache.get(node.index)
-        if found is None:
-            found = self._param_cache[node.index] = self._node_params(node)
-        return [p for p, roles in found if role is None or role in roles]
-
-    def _node_params(self, node: Node) -> list[tuple[str, frozenset[str]]]:
-        """The parameters of ``node`` in input order, each with the roles it has there."""
-        out = []
-        for name in node.inputs:
-            pname = self.graph.static_source(name) if name else None
-            if pname is None and name and name in self.graph.tensors:
-                # MatMul weight through Transpose (aimet.md B.1)
-                prod = self.graph.tensors[name].producer
-                if prod is not None and self.graph.nodes[prod].op_type == "Transpose":
-                    pname = self.graph.static_source(self.graph.nodes[prod].inputs[0])
-            if pname is None:
-                continue
-            roles = frozenset(r for idx, r in self.graph.tensors[pname].param_of
-                              if idx == node.index)
-            if roles:
-                out.append((pname, roles))
-        return out
+        """The candidate parameters of ``node`` (with ``role`` there, when given)."""
+        if self._node_params is None:
+            # from the tensors' param_of lists (classification found them), in one pass: an
+            # index of node -> parameter -> roles, instead of resolving each node's inputs
+            rev: dict[int, dict[str, list[str]]] = {}
+            kinds = self._kind_pairs()  # a parameter's kind is its role's (Graph.classify)
+            for n, t in chain(kinds.get("weight", ()), kinds.get("bias", ()),
+                              kinds.get("param", ())):
+                for idx, r in t.param_of:
+                    rev.setdefault(idx, {}).setdefault(n, []).append(r)
+            self._node_params = rev
+        found = self._node_params.get(node.index)
+        if not found:
+            return []
+        return [p for p, roles in found.items() if role is None or role in roles]
 
 
 def _is_glob(s: str) -> bool:

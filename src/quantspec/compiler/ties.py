@@ -68,8 +68,8 @@ def apply_ties(ctx: Context, ties: tuple[ir.Tie, ...]) -> None:
     for t in ties:
         for op in t.op_types:
             by_type.setdefault(op, []).append(t)
-    for node in g.nodes:
-        for tie in by_type.get(node.op_type, ()):
+    for node in [n for n in g.nodes if n.op_type in by_type]:  # in graph order
+        for tie in by_type[node.op_type]:
             if tie.mode == "output_to_input":
                 _out_to_in(ctx, uf, node, tie)
             elif tie.mode == "inputs_to_output":
@@ -114,10 +114,12 @@ def _passes_through(ctx: Context, name: str, tie: ir.Tie) -> bool:
     return t.producer is not None and ctx.graph.nodes[t.producer].op_type in tie.through
 
 
+_NOT_ACTIVATION = ("weight", "bias", "param", "constant")  # Tensor.is_param, and constants
+
+
 def _act_inputs(ctx: Context, node: Any) -> list[str]:
-    g = ctx.graph
-    return [i for i in node.inputs if i and not g.tensors[i].is_param
-            and g.tensors[i].kind != "constant"]
+    tensors = ctx.graph.tensors
+    return [i for i in node.inputs if i and tensors[i].kind not in _NOT_ACTIVATION]
 
 
 def _out_to_in(ctx: Context, uf: _UF, node: Any, tie: ir.Tie) -> None:
@@ -217,13 +219,15 @@ def _resolved(ctx: Context, name: str) -> dict[str, Any]:
     return {f: values.get(f, BUILTIN[f]) for f in SHARED_FIELDS}
 
 
-def _apply(ctx: Context, name: str, values: dict[str, Any], tie: ir.Tie, rep: str) -> None:
+def _apply(ctx: Context, name: str, items: list[tuple[str, Any]], tie: ir.Tie,
+           rep: str) -> None:
+    """``name`` takes the shared values ``items`` ((field, value), in SHARED_FIELDS order)."""
     e = ctx.entries[name]
     own = e.values
-    for f in SHARED_FIELDS:
-        if f in values and own.get(f, BUILTIN[f]) != values[f]:
+    for f, v in items:
+        if own.get(f, BUILTIN[f]) != v:
             old = e.why.get(f)
-            e.values[f] = values[f]
+            own[f] = v
             e.why[f] = Why(_tie_where(tie), f"tie {tie.mode or 'share'}",
                            f"shared with '{rep}'", [old.rule, *old.shadowed] if old else [])
 
@@ -241,5 +245,6 @@ def _share(ctx: Context, uf: _UF, keep: str, other: str, tie: ir.Tie,
     # every member of the joined group (not only the two tensors named here) takes the shared
     # values: a Relu output tied to its input, then that Relu output tied into a Concat, is
     # one encoding for all three
+    items = [(f, values[f]) for f in SHARED_FIELDS if f in values]
     for m in uf.group(keep):
-        _apply(ctx, m, values, tie, keep)
+        _apply(ctx, m, items, tie, keep)

@@ -71,10 +71,17 @@ def exception_rules(ctx: Context) -> None:
             _norm_params(ctx, node, hw)
         elif node.op_type == "MatMul" and hw is not None and _dynamic_weight(ctx, node):
             _dynamic_matmul(ctx, node, str(hw))
-        elif node.op_type == "ConvTranspose" and int(node.attrs.get("group", 1) or 1) != 1:
+        elif node.op_type == "ConvTranspose" and _grouped(node):
             w = g.static_source(node.inputs[1]) if len(node.inputs) > 1 else None
             if w is not None and ctx.entries[w].get("per_channel"):
                 ctx.set(w, "per_channel", False, WHERE, "grouped ConvTranspose: per-tensor")
+
+
+def _grouped(node: Node) -> bool:
+    """``group`` not in {None, 1} (aimet.md B.6). A malformed attribute (a list, a string: a
+    damaged model) is not grouped, as in ``Graph.is_depthwise_or_3d``; int() raised on it."""
+    group = node.attrs.get("group", 1) or 1
+    return isinstance(group, int) and group != 1
 
 
 def _norm_params(ctx: Context, node: Node, hw: object) -> None:

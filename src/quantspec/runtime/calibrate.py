@@ -83,6 +83,7 @@ UNKNOWN_TENSOR = "E440"
 UNSUPPORTED = "E441"
 UNKNOWN_OPTION = "E442"
 BAD_FIXED = "E443"
+NO_DERIVATION = "E444"
 
 PARAM_KINDS = ("weight", "bias", "param")
 QUANT_SCHEMES = ("min_max", "tf_enhanced", "percentile")
@@ -93,6 +94,12 @@ _QUANT_SCHEME_METHOD = {"min_max": "minmax", "tf_enhanced": "tf_enhanced",
                         "percentile": "percentile"}
 # aimet-onnx _adjust_weight_scales_against_overflow: the op types whose weights it re-encodes.
 _AIMET_MATMUL_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+# calibration: input_x_weight -- a bias encoding derived from its op's input and weight encodings.
+DERIVED = "input_x_weight"
+# Ops whose input 2 is a bias scaled by input 0 x input 1 (onnxruntime's quantize_bias_tensor
+# callers: QDQConv, QDQGemm, QDQNormalization).
+_BIAS_AT_2 = ("Conv", "ConvTranspose", "Gemm", "InstanceNormalization", "LayerNormalization",
+              "BatchNormalization")
 _BIAS_STEPS = 2**31 - 2**15  # "slightly discounted num_steps" of that function
 _MIN_REQUANT_SCALE = 2**-23.5
 
@@ -136,6 +143,11 @@ SEMANTICS: dict[str, Semantics] = {
                       "2.x", 99.99),
     "generic": Semantics("generic", "aimet2", False, "onnx", "all", True, False, "scheme",
                          False, "2.x", 99.99),
+    # onnxruntime quantize_static: its calibration session runs with every graph optimization
+    # off (quantization/calibrate.py, ORT_DISABLE_ALL), so fused kernels do not change the last
+    # bit of an activation; ranges become grids by compute_scale_zp (the "ort" scheme).
+    "ort": Semantics("ort", "ort", False, "onnx", "disable", True, False, "scheme", False,
+                     "2.x", 99.99),
 }
 
 
@@ -202,6 +214,7 @@ _METHOD_PARAMS: dict[str, tuple[str, ...]] = {
              "search_step", "num_bins"),
     "hfmg": ("num_of_bins",),
     "moving_average": ("momentum", "combine"),
+    "input_x_weight": (),
 }
 _VITIS_METHOD = {"minmax": "maxmin", "percentile": "percentile", "mse": "mse",
                  "entropy": "entropy", "diffs": "diffs"}
@@ -599,6 +612,9 @@ def calibrate(
         if q.entry.get("dtype") == "float" or _fixed_only(q.entry):
             continue
         m = _method(q.entry, plan_default, quant_scheme, percentile, q.kind == "param", sem)
+        if m.name == DERIVED:
+            q.method = DERIVED  # computed from other encodings once they exist (step 5)
+            continue
         q.calibrator, q.note = make_calibrator(q.entry, m, sem, q.axis)
         q.method = m.name if not q.note else f"{m.name} (as minmax)"
         if q.note:
@@ -607,6 +623,8 @@ def calibrate(
     # 2. parameters, from their stored values
     params = [q for q in quantizers if q.kind == "param"]
     for q in params:
+        if q.method == DERIVED:
+            continue
         if q.calibrator is not None:
             for n in q.tensors:
                 q.calibrator.update(view.value(n))
@@ -651,12 +669,15 @@ def calibrate(
     for q in quantizers:
         if q.kind == "activation":
             q.encoding = _finish(q, sem)
-        if q.encoding is None:
+        if q.encoding is None and q.method != DERIVED:
             uncalibrated += q.tensors
 
     # 4. AIMET re-encodes matmul-like weights against overflow (float32 scales)
     if sem.adjust_weights:
         _aimet_adjust_weights(quantizers, view, {e.name: e.role for e in plan.entries})
+
+    # 5. int32 biases whose scale is input scale x weight scale
+    _derive_bias_encodings([q for q in quantizers if q.method == DERIVED], quantizers, view, sem)
 
     encodings: dict[str, Encoding] = {}
     stats: dict[str, dict[str, Any]] = {}
@@ -847,6 +868,101 @@ def _stats(q: Quantizer) -> dict[str, Any]:
     if q.note:
         st["note"] = q.note
     return st
+
+
+# ---------------------------------------------------------------------------------------------
+# Derived bias encodings (calibration: input_x_weight)
+# ---------------------------------------------------------------------------------------------
+
+
+def _derive_bias_encodings(derived: list[Quantizer], quantizers: list[Quantizer],
+                           view: _ModelView, sem: Semantics) -> None:
+    """``scale = input scale x weight scale`` (per weight channel), zero offset, for biases.
+
+    This is the int32 bias convention of integer kernels: onnxruntime's
+    ``quantize_bias_static_impl`` (base_quantizer.py: ``bias_scale = input_scale *
+    weight_scale``, float32 arrays), the TFLite quantization spec and QNN. The bias belongs to
+    the op reading it at input 2 (Conv, ConvTranspose, Gemm, and the norms, whose "weight" is
+    their scale) or, for a MatMul/Add pair, to the MatMul before the Add; the input and the
+    weight are that op's inputs 0 and 1, which must have int encodings (an input may get its
+    encoding from upstream through ops that keep the grid, as the tensor onnxruntime reads).
+    """
+    if not derived:
+        return
+    by_tensor = {n: q for q in quantizers for n in q.tensors}
+    for q in derived:
+        if any(n not in view.static for n in q.tensors):
+            raise _error(NO_DERIVATION, f"tensor '{q.entry.name}': calibration input_x_weight "
+                         "applies to biases (stored tensors), not to activations",
+                         "calibrate the activation with minmax or a histogram method")
+        scales: list[np.ndarray] = []
+        for name in q.tensors:
+            node, x_name, w_name = _bias_owner(name, view)
+            encs = []
+            for role, t in (("input", x_name), ("weight", w_name)):
+                wq = by_tensor.get(t)
+                enc = wq.encoding if wq is not None else None
+                if enc is None or enc.dtype != "int":
+                    raise _error(NO_DERIVATION,
+                                 f"bias '{name}': calibration input_x_weight needs an int "
+                                 f"encoding on the {role} '{t}' of node "
+                                 f"'{node.name or node.op_type}', which has none",
+                                 f"quantize the {role} of that node, or calibrate the bias "
+                                 "with minmax")
+                encs.append(enc)
+            x_enc, w_enc = encs
+            if x_enc.axis is not None:
+                raise _error(NO_DERIVATION, f"bias '{name}': the input '{x_name}' has a "
+                             "per-channel encoding; input_x_weight needs a per-tensor input",
+                             "quantize the input per tensor")
+            # float32 product, as onnxruntime computes it from its float32 scale arrays
+            scales.append(np.float32(x_enc.scale[0]) * w_enc.scale.astype(np.float32))
+        first = scales[0]
+        if any(s.shape != first.shape or not np.array_equal(s, first) for s in scales[1:]):
+            raise _error(NO_DERIVATION, f"tensors {', '.join(q.tensors)} share one encoding but "
+                         "their ops give different input x weight scales",
+                         "untie the biases, or calibrate them with minmax")
+        q.encoding = _zero_offset_encoding(first.astype(np.float64), q, view, sem)
+        _check_channels(q, view)
+
+
+def _bias_owner(bias: str, view: _ModelView) -> tuple[onnx.NodeProto, str, str]:
+    """The op a bias belongs to and that op's (input, weight) tensor names."""
+    for node in view.consumers.get(bias, []):
+        if node.op_type in _BIAS_AT_2 and len(node.input) > 2 and node.input[2] == bias:
+            return node, node.input[0], node.input[1]
+        if node.op_type == "Add":  # MatMul + Add: the bias is the Add's other input
+            other = node.input[1] if node.input[0] == bias else node.input[0]
+            mm = view.producer.get(other)
+            if mm is not None and mm.op_type == "MatMul" and len(mm.input) > 1:
+                return mm, mm.input[0], mm.input[1]
+    raise _error(NO_DERIVATION, f"bias '{bias}': calibration input_x_weight needs an op that "
+                 "reads it as a bias (input 2 of a Conv, ConvTranspose, Gemm or normalization, "
+                 "or the Add after a MatMul)", "calibrate this tensor with minmax")
+
+
+def _zero_offset_encoding(scale: np.ndarray, q: Quantizer, view: _ModelView,
+                          sem: Semantics) -> Encoding:
+    grid = _grid(q.entry, sem)
+    bits, strict = grid["bits"], grid["strict"]
+    if not grid["symmetric"]:
+        raise _error(NO_DERIVATION, f"bias '{q.entry.name}': input_x_weight gives a zero offset, "
+                     "which needs a symmetric grid", "add `symmetric` to the bias rule")
+    if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
+        raise _error(NO_DERIVATION, f"bias '{q.entry.name}': input x weight scale is not a "
+                     "positive number", "check the input and weight encodings")
+    steps = num_steps(bits, True, strict)
+    offset = np.full(scale.shape, -float(1 << (bits - 1)) + (1 if strict else 0))
+    axis = None
+    if scale.size > 1:
+        shape = view.value(q.tensors[0]).shape
+        axis = 0 if len(shape) >= 1 and shape[0] == scale.size else None
+        if axis is None:
+            raise _error(NO_DERIVATION, f"bias '{q.entry.name}' of shape {list(shape)} does not "
+                         f"have the weight's {scale.size} channels", "check the model")
+    return Encoding(bits=bits, scale=scale, offset=offset, min=scale * offset,
+                    max=scale * (offset + steps), symmetric=True, strict=strict,
+                    signed=bool(grid.get("signed", True)), axis=axis)
 
 
 # ---------------------------------------------------------------------------------------------

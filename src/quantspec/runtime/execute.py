@@ -78,21 +78,6 @@ def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
     return specs
 
 
-def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
-    """Value infos by name, from shape inference when it succeeds (types of intermediates)."""
-    import onnx
-
-    known = {vi.name: vi for vi in (*model.graph.value_info, *model.graph.output)}
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    except Exception:  # models over 2 GiB or with unknown ops: fall back to float outputs
-        return known
-    for vi in (*inferred.graph.value_info, *inferred.graph.output):
-        if vi.type.tensor_type.elem_type:
-            known.setdefault(vi.name, vi)
-    return known
-
-
 class Executor:
     """Run ``model`` and return its outputs plus the intermediate tensors named in ``outputs``.
 
@@ -175,16 +160,12 @@ class Executor:
 
     # -- construction ----------------------------------------------------------------------------
     def _build(self, model: onnx.ModelProto, extra: list[str], backend: str | None) -> None:
-        from onnx import TensorProto, helper
+        import onnx
 
-        infos = _value_infos(model) if extra else {}
-        added = []
-        for name in extra:
-            vi = infos.get(name)
-            if vi is not None and vi.type.tensor_type.elem_type:
-                added.append(vi)
-            else:  # type unknown: float with unknown shape, the common case for activations
-                added.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+        # Extra outputs are declared by name only: both backends type them from the producing
+        # node, which spares a shape inference pass over the whole model (a noticeable share of
+        # a calibration run's start-up on large graphs).
+        added = [onnx.ValueInfoProto(name=name) for name in extra]
         # Append the outputs to the caller's model only for the time it takes to serialize it,
         # so a large model is not copied twice.
         count = len(model.graph.output)

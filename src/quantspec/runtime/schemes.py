@@ -261,6 +261,39 @@ def amct(mn: np.ndarray, mx: np.ndarray, o: Options) -> Grid:
     return Grid(scale, offset, scale * offset, scale * (offset + full), True)
 
 
+def ort(mn: np.ndarray, mx: np.ndarray, o: Options) -> Grid:
+    """onnxruntime's ``compute_scale_zp`` (onnxruntime/quantization/quant_utils.py, 1.32).
+
+    The range is float32 with 0 brought in; symmetric grids use ``absmax`` on both sides (the
+    narrow ``[-127, 127]`` of ``ONNX_INT_TYPE_SYMMETRIC_RANGE`` is ``strict`` here) and a zero
+    point in the middle of the integer range (``round((qmin + qmax) / 2)``: offset
+    ``-2^(b-1)`` or ``-(2^(b-1) - 1)``); asymmetric grids ``round(qmin - rmin / scale)`` with
+    numpy's half-to-even rounding. The scale is computed in float64 and stored as float32; a
+    range with a scale below float32's smallest normal gets scale 1.0 and zero point 0.
+    ``unsigned`` (no onnxruntime equivalent) keeps ``[0, max]`` for non-negative data, as
+    the other schemes do.
+    """
+    n = _steps(o)
+    f32 = np.float32
+    lo = np.minimum(mn.astype(f32), f32(0.0))
+    hi = np.maximum(mx.astype(f32), f32(0.0))
+    keep = o.unsigned & (lo >= 0)
+    if o.symmetric:
+        absmax = np.maximum(np.abs(lo), np.abs(hi))
+        lo = np.where(keep, lo, -absmax)
+        hi = np.where(keep, hi, absmax)
+    scale = (hi.astype(np.float64) - lo.astype(np.float64)) / n
+    tiny = scale < float(np.finfo(f32).tiny)
+    safe = np.where(tiny, 1.0, scale)
+    if o.symmetric:
+        offset = np.where(keep, 0.0, -float(math.floor((n + 1) / 2)))
+    else:
+        offset = -np.round(-lo.astype(np.float64) / safe)  # zp = round(0 - rmin/scale)
+    offset = np.where(tiny, np.where(o.symmetric & ~keep, offset, 0.0), offset)
+    scale = np.where(tiny, 1.0, scale).astype(f32).astype(np.float64)
+    return Grid(scale, offset, scale * offset, scale * (offset + n), o.symmetric)
+
+
 SCHEMES: dict[str, SchemeFn] = {
     "aimet2": aimet2,
     "aimet1": aimet1,
@@ -269,9 +302,11 @@ SCHEMES: dict[str, SchemeFn] = {
     "vitis_float": vitis_float,
     "vitis_pof2": vitis_pof2,
     "amct": amct,
+    "ort": ort,
 }
 SCHEME_ALIASES = {"aimet": "aimet2", "tf": "aimet2", "min_max": "aimet2", "qnn": "qnn_tf",
-                  "vitis": "vitis_float", "power_of_two": "vitis_pof2", "pof2": "vitis_pof2"}
+                  "vitis": "vitis_float", "power_of_two": "vitis_pof2", "pof2": "vitis_pof2",
+                  "onnxruntime": "ort"}
 
 
 def resolve_scheme(name: str) -> SchemeFn:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import errors
 from ..rounding import round_array
+from .histogram import scratch
 
 F32 = np.float32
 F32_MAX = np.finfo(F32).max
@@ -91,17 +92,19 @@ class AimetPdf:
         if self.version == "2.x":
             pdf_offset = round_array(x_left[:, 0] / bucket, "half_away")  # int(std::round(.))
             inv = (1.0 / bucket).astype(F32)  # DTYPE inv_bucket_size = 1 / bucket_size
+            # floor(x * inv) - offset, all in float32 as the C++ computes it, in place.
+            idx = np.multiply(rows, inv[:, None], out=scratch("pdf", rows.size, F32).reshape(
+                rows.shape))
             with np.errstate(invalid="ignore", over="ignore"):
-                idx = np.floor(rows * inv[:, None]) - pdf_offset.astype(F32)[:, None]
+                np.floor(idx, out=idx)
+                np.subtract(idx, pdf_offset.astype(F32)[:, None], out=idx)
         else:
             bucket32 = bucket.astype(F32)
             offset32 = (x_left[:, 0].astype(F32) / bucket32)
             with np.errstate(invalid="ignore", over="ignore"):
                 idx = round_array(rows / bucket32[:, None] - offset32[:, None], "half_away")
-        ok = (idx >= 0) & (idx < size)  # NaN/inf fail both tests, as INT_MIN does in C
-        flat = (np.arange(len(chans))[:, None] * size + np.where(ok, idx, 0).astype(np.int64))
-        counts = np.bincount(flat[ok], minlength=len(chans) * size)
-        return counts.reshape(len(chans), size).astype(np.float64)
+            idx = idx.astype(F32, copy=False)
+        return _bucket_counts(idx, size)
 
     # -- queries --------------------------------------------------------------------------------
     def original_range(self, c: int) -> tuple[np.float32, np.float32]:
@@ -142,6 +145,24 @@ class AimetPdf:
 
     def state_arrays(self) -> list[np.ndarray]:
         return [self.x_left, self.pdf, self.iterations, self.initialized, self.stats_seen]
+
+
+def _bucket_counts(idx: np.ndarray, size: int) -> np.ndarray:
+    """Per-row counts of the integer-valued float32 ``idx`` in ``[0, size)``; indices outside
+    (and NaN or inf: AIMET's cast gives INT_MIN for them, which fails its range test) are dropped.
+
+    ``idx`` is clamped in place to ``[-1, size]`` (``fmax`` maps NaN to -1), shifted by one and
+    counted with one spare bucket at each end of every row, which are then cut off: no mask, no
+    compressed copy of the data.
+    """
+    chans, n = idx.shape
+    np.fmax(idx, F32(-1), out=idx)
+    np.fmin(idx, F32(size), out=idx)
+    flat = scratch("pdf_index", idx.size, np.intp).reshape(chans, n)
+    np.copyto(flat, idx, casting="unsafe")
+    flat += (np.arange(chans, dtype=np.intp) * (size + 2) + 1)[:, None]
+    counts = np.bincount(flat.reshape(-1), minlength=chans * (size + 2))
+    return counts.reshape(chans, size + 2)[:, 1:size + 1].astype(np.float64)
 
 
 def _edges_2x(mn: np.float32, mx: np.float32, size: int) -> np.ndarray:

@@ -14,10 +14,33 @@ Used by the entropy, MSE and IFMR calibrators.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
 from .. import errors
+
+_SCRATCH = threading.local()
+SCRATCH_LIMIT = 1 << 22  # elements
+
+
+def scratch(name: str, size: int, dtype: np.dtype | type) -> np.ndarray:
+    """A per-thread work buffer of ``size`` elements, reused across calls.
+
+    Histogram updates make several temporaries the size of the tensor; fresh allocations of a
+    few MiB are new pages from the OS each time, and faulting them in cost more than the
+    arithmetic (3-5x the update time on a 1.6 MB activation). Callers must not keep the result.
+    Buffers above ``SCRATCH_LIMIT`` elements are not kept, so a thread holds at most a few tens
+    of MiB after a calibration.
+    """
+    if size > SCRATCH_LIMIT:
+        return np.empty(size, dtype)
+    buf = getattr(_SCRATCH, name, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(size, dtype)
+        setattr(_SCRATCH, name, buf)
+    return buf[:size]
+
 
 E_MIN = -160  # finer than float32 subnormals: all-zero data lives here
 MAG_BITS = 40  # bin indices stay below 2^41 (int64-safe)
@@ -74,23 +97,54 @@ class Pow2Histogram:
 
     # -- data -------------------------------------------------------------------------------------
     def update(self, x: np.ndarray) -> None:
-        v = np.asarray(x, dtype=np.float64).reshape(-1)
-        if self.absolute:
-            v = np.abs(v)
-        finite = v[np.isfinite(v)]
-        self.nonfinite += v.size - finite.size
-        if finite.size == 0:
+        v = np.asarray(x).reshape(-1)
+        if v.dtype != np.float32:
+            v = v.astype(np.float64)
+        if v.size == 0:
             return
-        lo, hi = float(finite.min()), float(finite.max())
         if self.absolute:
-            lo = 0.0  # |x| histograms are anchored at 0 (TensorRT style)
+            v = np.abs(v, out=scratch("value", v.size, v.dtype))
+            lo, hi = 0.0, float(v.max())  # max sees every NaN and inf of |x|
+        else:
+            lo, hi = float(v.min()), float(v.max())  # min/max see every NaN and inf
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            finite = v[np.isfinite(v)]
+            self.nonfinite += v.size - finite.size
+            if finite.size == 0:
+                return
+            v = finite
+            lo, hi = (0.0 if self.absolute else float(v.min())), float(v.max())
         new_lo, new_hi = min(self.min, lo), max(self.max, hi)
         self._rebase(self._needed_exp(new_lo, new_hi), new_lo)
         assert self.exp is not None
-        idx = np.floor(np.ldexp(finite, -self.exp)).astype(np.int64) - self.start
-        self.counts += np.bincount(idx, minlength=self.nbins)
+        self.counts += np.bincount(self._indices(v, new_lo), minlength=self.nbins)
         self.min, self.max = new_lo, new_hi
-        self.total += finite.size
+        self.total += v.size
+
+    def _indices(self, v: np.ndarray, lo: float) -> np.ndarray:
+        """Bin of each value: ``floor(v / 2^exp) - start``, in a reused buffer.
+
+        Scaling by a power of two is exact in float32 as long as nothing underflows to zero: the
+        scaled values are below 2^(MAG_BITS + 1), for ``exp <= 1`` the smallest float32
+        subnormal scales to a non-zero value, and for ``exp >= -126`` the factor itself is a
+        float32, so in that window the float32 path (half the memory traffic of float64) gives
+        the same floor; otherwise float64. Non-negative data needs no floor: the integer cast
+        truncates toward zero.
+        """
+        assert self.exp is not None
+        if v.dtype == np.float32 and -126 <= self.exp <= 1:
+            scaled = np.multiply(v, np.float32(math.ldexp(1.0, -self.exp)),
+                                 out=scratch("scaled", v.size, np.float32))
+        else:
+            scaled = np.ldexp(v.astype(np.float64, copy=False), -self.exp,
+                              out=scratch("scaled64", v.size, np.float64))
+        if lo < 0:
+            np.floor(scaled, out=scaled)
+        idx = scratch("index", v.size, np.intp)
+        np.copyto(idx, scaled, casting="unsafe")
+        if self.start:
+            idx -= self.start
+        return idx
 
     def merge(self, other: Pow2Histogram) -> None:
         if other.nbins != self.nbins or other.absolute != self.absolute:
