@@ -5,15 +5,21 @@ A ResNet-like CNN is built with ``onnx.helper`` (a stride-2 stem, residual block
 average pooling and a ``Gemm`` head; random weights) and calibrated on the same random samples by:
 
 * ``quantspec``: load the model, compile the stdlib ``ort/qdq`` profile (uint8 asymmetric
-  activations, int8 symmetric per-channel weights), calibrate (``quantspec.runtime.calibrate``)
-  and write the encodings file: what ``quantspec calibrate`` does;
+  activations, int8 symmetric per-channel weights, ``semantics: ort``: onnxruntime's forward pass
+  without graph optimizations and its scale/zero-point arithmetic), calibrate
+  (``quantspec.runtime.calibrate``) and write the encodings file: what ``quantspec calibrate``
+  does; for min-max the script also checks that every scale and zero point equals the one in
+  ``quantize_static``'s model;
+* ``quantspec-fast``: the same with ``calibrate { semantics: generic }`` (every onnxruntime graph
+  optimization on; ranges may differ from onnxruntime's in the last bits where fused kernels
+  round differently);
 * ``ort``: ``onnxruntime.quantization.quantize_static`` (QDQ, per-channel, the same method),
   which calibrates and then writes the quantized model;
 * ``ort-calib``: only the calibration half of it (``create_calibrator``, ``collect_data``,
   ``compute_data``), a stricter baseline.
 
 Each run happens in a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own; runs of the
-three are interleaved and each is repeated ``--repeat`` times; the best wall times are compared
+four are interleaved and each is repeated ``--repeat`` times; the best wall times are compared
 as ratios (quantspec / ort) measured in the same invocation.
 
 Run (from the repository root)::

@@ -450,10 +450,7 @@ DATA = [
 ]
 
 CASES = QSPEC + AIMET + VITIS + ENCODINGS + AMCT + ONNX + DATA
-# Known failures in modules this suite does not own (each reported to the module's owner).
-KNOWN: dict[str, str] = {}
-PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=KNOWN[c.id])]
-                       if c.id in KNOWN else []) for c in CASES]
+PARAMS = [pytest.param(c, id=c.id) for c in CASES]
 
 
 def test_the_table_is_big_enough() -> None:

@@ -68,10 +68,11 @@ def load(path: str, dialect: str | None = None, allow_outside: bool = False,
 
 
 def _load(path: str, dialect: str | None, root: Path, allow_outside: bool,
-          chain: tuple[str, ...], options: dict[str, Any]) -> ir.Profile:
+          chain: tuple[str, ...], options: dict[str, Any], seen: set[str] | None = None,
+          ) -> ir.Profile:
     text = read_text(path)
     prof = read_profile(text, path, dialect, **options)
-    return resolve(prof, root, allow_outside, (*chain, os.path.realpath(path)), options)
+    return resolve(prof, root, allow_outside, (*chain, os.path.realpath(path)), options, seen)
 
 
 def loads(text: str, file: str = "<string>", dialect: str | None = None,
@@ -82,26 +83,41 @@ def loads(text: str, file: str = "<string>", dialect: str | None = None,
 
 
 def resolve(prof: ir.Profile, root: Path, allow_outside: bool, chain: tuple[str, ...],
-            options: dict[str, Any]) -> ir.Profile:
+            options: dict[str, Any], seen: set[str] | None = None) -> ir.Profile:
+    """``prof`` with its bases merged first, in order, so ``prof`` wins ties.
+
+    A base reached twice (``extends "a", "a"``, or a diamond: two bases that both extend a
+    third) is merged once, at its first position, like a class in a method resolution order:
+    a second copy of its rules would override what a later base changed, and a chain of files
+    each extending the previous one twice would grow its rules exponentially. ``seen`` holds
+    the bases already merged during one load.
+    """
     if not prof.extends:
         return prof
+    if seen is None:
+        seen = set()
     if len(chain) > MAX_EXTENDS_DEPTH:
         raise QuantspecError("E107", f"extends chain deeper than {MAX_EXTENDS_DEPTH}",
                              prof.extends[0][1], hint="flatten the chain: a profile may extend "
                              "several bases at once")
     merged: ir.Profile | None = None
     for target, span in prof.extends:
-        base = _load_target(target, span, prof.source, root, allow_outside, chain, options)
-        merged = base if merged is None else ir.merge(merged, base)
-    assert merged is not None
+        base = _load_target(target, span, prof.source, root, allow_outside, chain, options,
+                            seen)
+        if base is not None:
+            merged = base if merged is None else ir.merge(merged, base)
     child = prof.replace(extends=())
+    if merged is None:
+        return child
     out = ir.merge(merged, child)
     return out.replace(dialect=prof.dialect, source=prof.source, meta={**merged.meta,
                                                                       **prof.meta})
 
 
 def _load_target(target: str, span: Span | None, source: str, root: Path, allow_outside: bool,
-                 chain: tuple[str, ...], options: dict[str, Any]) -> ir.Profile:
+                 chain: tuple[str, ...], options: dict[str, Any], seen: set[str],
+                 ) -> ir.Profile | None:
+    """The resolved base ``target`` names, or None when this load has merged it already."""
     is_path = target.startswith((".", "/")) or target.endswith((".qspec", ".json", ".cfg"))
     if not is_path:
         key = f"std:{target}"
@@ -112,8 +128,11 @@ def _load_target(target: str, span: Span | None, source: str, root: Path, allow_
             raise QuantspecError("E104", f"no stdlib profile '{target}'", span,
                                  hint=did_you_mean(target, stdlib_names())
                                  or "`quantspec profiles` lists them")
+        if key in seen:
+            return None
+        seen.add(key)
         prof = read_profile(text, f"std/{target}.qspec", "qspec")
-        return resolve(prof, root, allow_outside, (*chain, key), options)
+        return resolve(prof, root, allow_outside, (*chain, key), options, seen)
     base_dir = Path(source).resolve().parent if source and os.path.exists(source) else root
     full = (base_dir / target).resolve()
     if not allow_outside and not _inside(full, root):
@@ -124,7 +143,11 @@ def _load_target(target: str, span: Span | None, source: str, root: Path, allow_
         raise _cycle(chain, os.path.realpath(full), span)
     if not full.exists():
         raise QuantspecError("E104", f"extends '{target}': file not found ({full})", span)
-    return _load(str(full), None, root, allow_outside, chain, options)
+    key = os.path.realpath(full)
+    if key in seen:
+        return None
+    seen.add(key)
+    return _load(str(full), None, root, allow_outside, chain, options, seen)
 
 
 def _inside(path: Path, root: Path) -> bool:
