@@ -2201,6 +2201,11 @@ def check_plan(prof: Any, doc: dict[str, Any]) -> None:
                                          "way round")
         if t["per_channel"] and t["quantized"] and t["axis"] is None:
             raise PlanInvariantError(f"{t['name']!r}: quantized per channel without an axis")
+        if t["per_channel"] and t["quantized"]:
+            for other in t["shared_with"]:
+                if by_name[other]["axis"] != t["axis"]:  # E207 refuses such a group
+                    raise PlanInvariantError(f"{t['name']!r} and {other!r} share a per-channel "
+                                             "encoding with different axes")
         if t.get("not_quantizable") and t["quantized"]:
             raise PlanInvariantError(f"{t['name']!r}: quantized but not quantizable")
         for f, why in t["why"].items():

@@ -122,6 +122,7 @@ def _compile(profile: ir.Profile, graph: Graph, model_name: str) -> Plan:
         _run_hook(name, span, ctx)
     apply_ties(ctx, profile.ties)
     _fix_axes(ctx)  # and _check_block_sizes
+    _check_shared_channels(ctx)
 
     described: dict[int, tuple[str, str]] = {}  # per pattern, not per match
     match_json = []
@@ -471,6 +472,41 @@ def _fix_axes(ctx: Context) -> None:
             values["axis"] = axis
             e.why["axis"] = graph_axis
     _check_block_sizes(ctx, sized)
+
+
+def _check_shared_channels(ctx: Context) -> None:
+    """E207: tensors that share one per-channel encoding must agree on its channels.
+
+    Ties and ``share`` give a group one set of settings, but each member's channel axis comes
+    from its own op (a Conv weight's is 0, a MatMul weight's the last): one encoding cannot have
+    two axes, or a different number of channels, so the group has no answer."""
+    done: set[str] = set()
+    entries = ctx.entries
+    for name, e in entries.items():
+        if not e.shared_with or name in done or not e.values.get("per_channel") \
+                or not e.get("quantized"):
+            continue
+        group = [name, *e.shared_with]
+        done.update(group)
+        seen: dict[tuple[Any, Any], str] = {}
+        for m in group:
+            me = entries[m]
+            axis = me.values.get("axis")
+            channels = None
+            if axis is not None and me.shape and -len(me.shape) <= axis < len(me.shape):
+                dim = me.shape[axis]
+                channels = dim if isinstance(dim, int) else None
+            seen.setdefault((axis, channels), m)
+        if len(seen) > 1:
+            (a1, c1), first = next(iter(seen.items()))
+            (a2, c2), other = list(seen.items())[1]
+            why = entries[other].why.get("per_channel") or entries[first].why.get("per_channel")
+            raise QuantspecError(
+                "E207", f"tensors '{first}' and '{other}' share one per-channel encoding but "
+                f"not its channels: axis {a1} ({c1 if c1 is not None else '?'} channels) "
+                f"against axis {a2} ({c2 if c2 is not None else '?'} channels)",
+                _span_of(why), hint="share per-tensor encodings (`per_tensor` on these "
+                "tensors), or stop sharing them")
 
 
 def _check_block_sizes(ctx: Context, names: list[str] | None = None) -> None:
