@@ -269,6 +269,30 @@ def test_profiles_lists_the_stdlib() -> None:
     assert names == sorted(stdlib_names()) and "ort/qdq" in names
 
 
+def test_a_stdlib_name_is_a_profile(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+                                    ) -> None:
+    monkeypatch.chdir(files["dir"])
+    code, out, err = run("compile", "qnn/htp-v73", "--model", str(files["model"]))
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["profile"] == "std/qnn/htp-v73.qspec"
+    assert all(f["rule"].startswith("std/qnn/") for f in plan["fusions"])
+    code, out, err = run("explain", "ort/qdq", "--model", str(files["model"]), "--tensor", "b1")
+    assert code == 0 and "std/ort/qdq.qspec:" in out, err
+    code, out, err = run("translate", "ort/qdq", "--to", "qspec")
+    assert code == 0 and out.startswith('profile "ort/qdq"'), err
+    # a file of that name wins over the stdlib profile
+    (files["dir"] / "ort").mkdir()
+    (files["dir"] / "ort" / "qdq").write_text('profile "mine"\ndefaults { output { on } }\n')
+    code, out, err = run("compile", "ort/qdq", "--model", str(files["model"]))
+    assert code == 0 and json.loads(out)["profile"] == "ort/qdq", err
+
+
+def test_a_misspelt_stdlib_name_gets_a_hint(files: dict[str, Path]) -> None:
+    code, _out, err = run("compile", "qnn/htp-v7", "--model", str(files["model"]))
+    assert code == 1 and "E101" in err and "did you mean 'qnn/htp-v" in err
+
+
 # ---------------------------------------------------------------------------------------------
 # internal errors and --debug
 # ---------------------------------------------------------------------------------------------

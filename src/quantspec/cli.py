@@ -174,13 +174,12 @@ def cmd_fmt(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from . import dialects
-    from .fileio import read_text
-    from .lang.load import read_profile
+    from .lang.load import profile_source, read_profile
 
     if args.to == "qspec":
         # .qspec can say `extends`: keep the bases as references instead of inlining them
-        text = read_text(args.profile)
-        prof = read_profile(text, args.profile, args.dialect, param_bw=args.param_bw,
+        text, file = profile_source(args.profile)
+        prof = read_profile(text, file, args.dialect, param_bw=args.param_bw,
                             act_bw=args.act_bw, version=args.aimet_version)
     else:  # other dialects have no extends: write the merged profile
         prof = load_profile(args)

@@ -170,6 +170,11 @@ def test_errors(text: str, needle: str) -> None:
         run(conv_gemm_model(), text)
     assert err.value.code == "E444" and needle in str(err.value)
     assert err.value.diagnostic.hint
+    # the position is the rule that asked for input_x_weight
+    span = err.value.span
+    assert span is not None and span.file == "t.qspec" and span.line
+    line = text.splitlines()[span.line - 1]
+    assert "input_x_weight" in line or "bias" in line, line
 
 
 @pytest.mark.parametrize("command", ["calibrate", "simulate"])

@@ -13,7 +13,8 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 def profile_args(sp: argparse.ArgumentParser) -> None:
     """PROFILE plus the options every dialect reader takes."""
-    sp.add_argument("profile", help="profile: .qspec, AIMET/Vitis JSON, AMCT .cfg, encodings")
+    sp.add_argument("profile", help="profile: .qspec, AIMET/Vitis JSON, AMCT .cfg, encodings, "
+                    "or a stdlib profile name (quantspec profiles)")
     sp.add_argument("--from", dest="dialect", help="dialect of PROFILE (default: detect)")
     sp.add_argument("--param-bw", type=int, default=8, help="AIMET default_param_bw")
     sp.add_argument("--act-bw", type=int, default=8, help="AIMET default_activation_bw")

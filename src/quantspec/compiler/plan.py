@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ir
+from ..errors import Span
 
 PLAN_FORMAT = "quantspec-plan/1"
 
@@ -41,6 +42,16 @@ class Why:
     selector: str = ""
     note: str = ""
     shadowed: list[str] = field(default_factory=list)
+
+    def span(self) -> Span | None:
+        """The winning rule's position, or None for built-ins and derivations."""
+        if ":" not in self.rule:
+            return None
+        parts = self.rule.rsplit(":", 2)
+        try:
+            return Span(parts[0], int(parts[1]), int(parts[2]))
+        except (ValueError, IndexError):
+            return Span(self.rule)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"rule": self.rule}

@@ -527,10 +527,4 @@ def _check_block_sizes(ctx: Context, names: list[str] | None = None) -> None:
 
 
 def _span_of(why: Why | None) -> Span | None:
-    if why is None or ":" not in why.rule:
-        return None
-    parts = why.rule.rsplit(":", 2)
-    try:
-        return Span(parts[0], int(parts[1]), int(parts[2]))
-    except (ValueError, IndexError):
-        return Span(why.rule)
+    return None if why is None else why.span()

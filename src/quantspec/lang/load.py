@@ -60,9 +60,35 @@ def read_profile(text: str, file: str, dialect: str | None = None, **options: An
     return mod.read(text, file, **options)  # type: ignore[no-any-return]
 
 
+def profile_source(path: str) -> tuple[str, str]:
+    """(text, file name) of a profile argument: a file, or a stdlib profile name such as
+    ``qnn/htp-v73`` when no such file exists (a file of that name wins)."""
+    if not os.path.exists(path):
+        text = stdlib_text(path)
+        if text is not None:
+            return text, f"std/{path}.qspec"
+        try:
+            return read_text(path), path
+        except QuantspecError as exc:
+            near = did_you_mean(path, stdlib_names()) if "/" in path and "." not in \
+                os.path.basename(path) else ""
+            if not near:
+                raise
+            d = exc.diagnostic
+            raise QuantspecError(d.code, d.message, d.span,
+                                 hint=f"no such file, nor stdlib profile; {near}") from None
+    return read_text(path), path
+
+
 def load(path: str, dialect: str | None = None, allow_outside: bool = False,
          **options: Any) -> ir.Profile:
-    """Load ``path`` (any dialect) and merge everything it extends."""
+    """Load ``path`` (any dialect, or a stdlib profile name) and merge everything it
+    extends."""
+    if not os.path.exists(path):  # a stdlib name, or an error with a did-you-mean
+        key = f"std:{path}"
+        text, file = profile_source(path)
+        prof = read_profile(text, file, dialect or "qspec", **options)
+        return resolve(prof, Path.cwd(), allow_outside, (key,), options, {key})
     root = Path(path).resolve().parent
     return _load(path, dialect, root, allow_outside, (), options)
 

@@ -891,39 +891,54 @@ def _derive_bias_encodings(derived: list[Quantizer], quantizers: list[Quantizer]
         return
     by_tensor = {n: q for q in quantizers for n in q.tensors}
     for q in derived:
-        if any(n not in view.static for n in q.tensors):
-            raise _error(NO_DERIVATION, f"tensor '{q.entry.name}': calibration input_x_weight "
-                         "applies to biases (stored tensors), not to activations",
-                         "calibrate the activation with minmax or a histogram method")
-        scales: list[np.ndarray] = []
-        for name in q.tensors:
-            node, x_name, w_name = _bias_owner(name, view)
-            encs = []
-            for role, t in (("input", x_name), ("weight", w_name)):
-                wq = by_tensor.get(t)
-                enc = wq.encoding if wq is not None else None
-                if enc is None or enc.dtype != "int":
-                    raise _error(NO_DERIVATION,
-                                 f"bias '{name}': calibration input_x_weight needs an int "
-                                 f"encoding on the {role} '{t}' of node "
-                                 f"'{node.name or node.op_type}', which has none",
-                                 f"quantize the {role} of that node, or calibrate the bias "
-                                 "with minmax")
-                encs.append(enc)
-            x_enc, w_enc = encs
-            if x_enc.axis is not None:
-                raise _error(NO_DERIVATION, f"bias '{name}': the input '{x_name}' has a "
-                             "per-channel encoding; input_x_weight needs a per-tensor input",
-                             "quantize the input per tensor")
-            # float32 product, as onnxruntime computes it from its float32 scale arrays
-            scales.append(np.float32(x_enc.scale[0]) * w_enc.scale.astype(np.float32))
-        first = scales[0]
-        if any(s.shape != first.shape or not np.array_equal(s, first) for s in scales[1:]):
-            raise _error(NO_DERIVATION, f"tensors {', '.join(q.tensors)} share one encoding but "
-                         "their ops give different input x weight scales",
-                         "untie the biases, or calibrate them with minmax")
-        q.encoding = _zero_offset_encoding(first.astype(np.float64), q, view, sem)
-        _check_channels(q, view)
+        try:
+            _derive_bias(q, by_tensor, view, sem)
+        except QuantspecError as exc:
+            if exc.span is not None:
+                raise
+            # point at the rule that asked for input_x_weight (the plan's why)
+            why = q.entry.why.get("calibration")
+            d = exc.diagnostic
+            raise QuantspecError(d.code, d.message, why.span() if why else None,
+                                 hint=d.hint) from None
+
+
+def _derive_bias(q: Quantizer, by_tensor: dict[str, Quantizer], view: _ModelView,
+                 sem: Semantics) -> None:
+    """One derived quantizer: its encoding from its op's input and weight encodings."""
+    if any(n not in view.static for n in q.tensors):
+        raise _error(NO_DERIVATION, f"tensor '{q.entry.name}': calibration input_x_weight "
+                     "applies to biases (stored tensors), not to activations",
+                     "calibrate the activation with minmax or a histogram method")
+    scales: list[np.ndarray] = []
+    for name in q.tensors:
+        node, x_name, w_name = _bias_owner(name, view)
+        encs = []
+        for role, t in (("input", x_name), ("weight", w_name)):
+            wq = by_tensor.get(t)
+            enc = wq.encoding if wq is not None else None
+            if enc is None or enc.dtype != "int":
+                raise _error(NO_DERIVATION,
+                             f"bias '{name}': calibration input_x_weight needs an int "
+                             f"encoding on the {role} '{t}' of node "
+                             f"'{node.name or node.op_type}', which has none",
+                             f"quantize the {role} of that node, or calibrate the bias "
+                             "with minmax")
+            encs.append(enc)
+        x_enc, w_enc = encs
+        if x_enc.axis is not None:
+            raise _error(NO_DERIVATION, f"bias '{name}': the input '{x_name}' has a "
+                         "per-channel encoding; input_x_weight needs a per-tensor input",
+                         "quantize the input per tensor")
+        # float32 product, as onnxruntime computes it from its float32 scale arrays
+        scales.append(np.float32(x_enc.scale[0]) * w_enc.scale.astype(np.float32))
+    first = scales[0]
+    if any(s.shape != first.shape or not np.array_equal(s, first) for s in scales[1:]):
+        raise _error(NO_DERIVATION, f"tensors {', '.join(q.tensors)} share one encoding but "
+                     "their ops give different input x weight scales",
+                     "untie the biases, or calibrate them with minmax")
+    q.encoding = _zero_offset_encoding(first.astype(np.float64), q, view, sem)
+    _check_channels(q, view)
 
 
 def _bias_owner(bias: str, view: _ModelView) -> tuple[onnx.NodeProto, str, str]:
