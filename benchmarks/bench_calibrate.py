@@ -229,6 +229,37 @@ def compare_scales(encodings_path: Path, qdq_path: Path) -> tuple[int, int]:
     return same, len(common)
 
 
+def forward_floor(convs: int, size: int, samples: int, repeat: int) -> None:
+    """The cost no calibrator can avoid: ``samples`` bare forward passes of the model in
+    onnxruntime (nothing exposed, no statistics), with every graph optimization and with none,
+    and with the samples fed in batches (the batch axis made symbolic)."""
+    import onnxruntime as ort
+
+    model = build_model(convs, size)
+    for vi in (*model.graph.input, *model.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = "N"
+    x = np.random.default_rng(1).standard_normal([samples, 3, size, size]).astype(np.float32)
+    levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+              "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+    print(f"bare forward passes of {samples} samples, best of {repeat}")
+    print("| graph optimizations | batch | best wall s |")
+    print("|---|---:|---:|")
+    for label, level in levels.items():
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = level
+        sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+        for batch in (1, 2, 4, 8, 16) if label == "all" else (1,):
+            sess.run(None, {"input": x[:batch]})  # warm-up
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                for i in range(0, samples, batch):
+                    sess.run(None, {"input": x[i:i + batch]})
+                times.append(time.perf_counter() - t0)
+            print(f"| {label} | {batch} | {min(times):.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--convs", type=int, default=50)
@@ -236,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--method", choices=tuple(ORT_METHODS), default="minmax")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--forward-floor", action="store_true",
+                    help="time only bare forward passes (the floor of any calibration run)")
     ap.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--model-path", help=argparse.SUPPRESS)
     ap.add_argument("--data-path", help=argparse.SUPPRESS)
@@ -243,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         return worker_main(args)
+    if args.forward_floor:
+        forward_floor(args.convs, args.size, args.samples, args.repeat)
+        return 0
 
     import onnx
     import onnxruntime

@@ -1636,6 +1636,21 @@ class _GraphGen:
             outs.append(self.val((1, b, h)).name)
         self.add(op, ins, outs, hidden_size=h)
 
+    def _over_root_mean_square(self, x: _Val, eps: float) -> _Val:
+        """``x / sqrt(mean(x^2, last axis) + eps)``, decomposed: the tail of both norm motifs."""
+        red = x.shape[:-1] + (1,)
+        sq = self.val(x.shape)
+        self.add("Pow", [x.name, self.init((), values=2.0)], [sq.name])
+        mean = self.val(red)
+        self.add("ReduceMean", [sq.name], [mean.name], axes=[-1])
+        plus = self.val(red)
+        self.add("Add", [mean.name, self.init((), values=eps)], [plus.name])
+        std = self.val(red)
+        self.add("Sqrt", [plus.name], [std.name])
+        out = self.val(x.shape)
+        self.add("Div", [x.name, std.name], [out.name])
+        return out
+
     def op_layer_norm_motif(self, x: _Val) -> None:
         """A decomposed LayerNorm (the layer_norm pass fuses it)."""
         c = self.c
@@ -1644,16 +1659,7 @@ class _GraphGen:
         self.add("ReduceMean", [x.name], [mean.name], axes=[-1])
         sub = self.val(x.shape)
         self.add("Sub", [x.name, mean.name], [sub.name])
-        sq = self.val(x.shape)
-        self.add("Pow", [sub.name, self.init((), values=2.0)], [sq.name])
-        var = self.val(red)
-        self.add("ReduceMean", [sq.name], [var.name], axes=[-1])
-        eps = self.val(red)
-        self.add("Add", [var.name, self.init((), values=1e-5)], [eps.name])
-        std = self.val(red)
-        self.add("Sqrt", [eps.name], [std.name])
-        out = self.val(x.shape)
-        self.add("Div", [sub.name, std.name], [out.name])
+        out = self._over_root_mean_square(sub, 1e-5)
         if c.coin(0.7):
             g = self.val(x.shape)
             self.add("Mul", [out.name, self.param((x.shape[-1],))], [g.name])
@@ -1662,17 +1668,7 @@ class _GraphGen:
                 self.add("Add", [g.name, self.param((x.shape[-1],))], [bias.name])
 
     def op_rms_norm_motif(self, x: _Val) -> None:
-        red = x.shape[:-1] + (1,)
-        sq = self.val(x.shape)
-        self.add("Pow", [x.name, self.init((), values=2.0)], [sq.name])
-        mean = self.val(red)
-        self.add("ReduceMean", [sq.name], [mean.name], axes=[-1])
-        eps = self.val(red)
-        self.add("Add", [mean.name, self.init((), values=1e-6)], [eps.name])
-        std = self.val(red)
-        self.add("Sqrt", [eps.name], [std.name])
-        out = self.val(x.shape)
-        self.add("Div", [x.name, std.name], [out.name])
+        out = self._over_root_mean_square(x, 1e-6)
         if self.c.coin(0.7):
             g = self.val(x.shape)
             self.add("Mul", [out.name, self.param((x.shape[-1],))], [g.name])

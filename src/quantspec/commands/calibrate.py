@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from .common import EXIT_OK, profile_args, render
+from .common import EXIT_OK, SEMANTICS_CHOICES, profile_args, render
 
 HELP = "calibrate a profile on an ONNX model with data; write the plan and the encodings"
 
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--percentile", type=float,
                    help="percentile of the percentile method (AIMET default 100)")
     p.add_argument("--semantics", default="auto",
-                   choices=("auto", "aimet", "aimet1", "qnn", "vitis", "amct", "ort", "generic"),
+                   choices=SEMANTICS_CHOICES,
                    help="whose arithmetic to reproduce (default: from the profile's dialect)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="samples per forward pass (needs a dynamic batch axis when > 1)")

@@ -9,6 +9,9 @@ from typing import Any
 from ..errors import Diagnostic
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+# "auto" plus runtime.calibrate.SEMANTICS, written out so building the parser imports no numpy
+# (a test keeps the two equal)
+SEMANTICS_CHOICES = ("auto", "aimet", "aimet1", "qnn", "vitis", "amct", "ort", "generic")
 
 
 def profile_args(sp: argparse.ArgumentParser) -> None:

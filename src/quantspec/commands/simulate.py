@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from .common import EXIT_FINDINGS, EXIT_OK, profile_args
+from .common import EXIT_FINDINGS, EXIT_OK, SEMANTICS_CHOICES, profile_args
 
 HELP = "build the QDQ model of a plan and report per-tensor SQNR against the float model"
 
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--percentile", type=float,
                    help="percentile of the percentile method (AIMET default 100)")
     p.add_argument("--semantics", default="auto",
-                   choices=("auto", "aimet", "aimet1", "qnn", "vitis", "amct", "ort", "generic"),
+                   choices=SEMANTICS_CHOICES,
                    help="calibration arithmetic (default: from the profile's dialect)")
     p.add_argument("--batch-size", type=int, default=1, help="samples per run")
     p.add_argument("--max-batches", type=int, help="stop after this many batches")

@@ -281,6 +281,5 @@ class _EntryWriter:
             text = self.why.get(id(w))
             if text is None:
                 text = self.why[id(w)] = self.enc(w.to_json())
-            parts.append(_esc(k) + ": " + text if type(k) is str else self.enc({k: 0})[1:-4]
-                         + ": " + text)
+            parts.append(f"{_esc(k)}: {text}")  # keys are field names
         return "{" + ", ".join(parts) + "}"

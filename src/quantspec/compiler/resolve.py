@@ -417,11 +417,10 @@ def _resolve_ref_chain(ctx: Context, name: str, field: str,
         e.why[field] = Why(w.rule, w.selector, f"like {slot} ('{other}')", w.shadowed)
 
 
-def _apply_min_bits(ctx: Context, names: list[str] | None = None) -> None:
-    """Raise int bit widths to ``min_bits``. ``names``: the tensors that may have one (default:
-    all)."""
+def _apply_min_bits(ctx: Context, names: list[str]) -> None:
+    """Raise int bit widths to ``min_bits``. ``names``: the tensors a rule gives one."""
     entries = ctx.entries
-    for name in entries if names is None else names:
+    for name in names:
         e = entries[name]
         mb = e.values.get("min_bits")
         if mb and e.get("quantized") and e.get("dtype") == "int" and e.get("bits") < mb:
@@ -509,13 +508,13 @@ def _check_shared_channels(ctx: Context) -> None:
                 "tensors), or stop sharing them")
 
 
-def _check_block_sizes(ctx: Context, names: list[str] | None = None) -> None:
+def _check_block_sizes(ctx: Context, names: list[str]) -> None:
     """E208: a block holds block_size values along the channel axis, so 0 or less is no block
     size (the plan schema requires 1 or more; `quantspec lint` reports it as L004). Any dialect
     can set it (encodings files carry it as a plain integer), so it is checked here.
-    ``names``: the tensors that have one (default: all)."""
+    ``names``: the tensors that have one."""
     entries = ctx.entries
-    for name in entries if names is None else names:
+    for name in names:
         e = entries[name]
         size = e.values.get("block_size")
         if size is not None and (type(size) is not int or size < 1):

@@ -24,6 +24,9 @@ from ..schemes import encoding_from_range
 from .base import Calibrator, as_batch
 from .histogram import Pow2Histogram
 
+# prefix-sum scores within this (relative) distance of the best are scored again exactly
+_TOLERANCE = 1e-9
+
 
 def kl_threshold_bin(bins: np.ndarray, bits: int, unsigned: bool, start_bin: int,
                      stride: int) -> int:
@@ -53,9 +56,6 @@ def kl_threshold_bin(bins: np.ndarray, bits: int, unsigned: bool, start_bin: int
     exact = [kl_divergence_at(b, int(cands[k]), nquant) for k in near]
     low = min(exact)
     return int(cands[near[max(k for k, d in enumerate(exact) if d == low)]])
-
-
-_TOLERANCE = 1e-9
 
 
 def kl_divergence_at(bins: np.ndarray, i: int, nquant: int) -> float:
