@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from . import infer
 from .errors import QuantspecError
 from .source import Span
 
@@ -138,43 +139,39 @@ class Graph:
                                  hint="is this an .onnx model?")
         try:  # the bytes infer_shapes would send to onnx's C++ side (serialized once)
             data: Any = model.SerializeToString()
-        except Exception:  # over protobuf's 2 GiB limit: inference fails below as it did
+        except Exception:  # over protobuf's 2 GiB limit: inference fails as it did
             data = model
         if isinstance(data, bytes):
             _check_dims(model.graph, data, path)
+        types = infer.start(model, data)  # beside the view on large graphs (quantspec.infer)
         try:
-            inferred = onnx.shape_inference.infer_shapes(data, strict_mode=False)
-        except Exception:
-            inferred = model
-        with paused_gc():
-            return cls._from_graph(inferred.graph, path)
+            with paused_gc():
+                return cls._from_graph(model.graph, path, types)
+        finally:
+            types()  # reaps a child the view did not wait for (it stopped on an error)
 
     @classmethod
-    def _from_graph(cls, g: Any, path: str) -> Graph:
-        """The view of a (shape-inferred) GraphProto.
+    def _from_graph(cls, g: Any, path: str,
+                    types: Callable[[], infer.ValueTypes] | None = None) -> Graph:
+        """The view of a GraphProto whose values have the types ``types()`` gives (by default
+        the ones the graph declares).
 
         Every protobuf field access builds a wrapper object (~0.2-1 us each with the upb
         backend), which dominated this function on large graphs (benchmarks/RESULTS.md), so
-        each field is read once, value-info types are decoded once per distinct type, and
-        linking, the SSA check and the topological-order check share one loop over the nodes.
-        Errors are raised in the order of the checks they replace: text (E311), element types
-        (E310), node op types and attributes (E311), Constant values (E311), one producer per
-        tensor (E308), unknown inputs and outputs (E303), cycles (E304)."""
-        import onnx
+        each field is read once, and linking, the SSA check and the topological-order check
+        share one loop over the nodes. The nodes are linked before the types are asked for,
+        so that inference running in another process overlaps the linking. Errors are raised
+        in the order of the checks they replace: text (E311), element types (E310), node op
+        types and attributes (E311), Constant values (E311), one producer per tensor (E308),
+        unknown inputs and outputs (E303), cycles (E304)."""
 
         rows = [(n.name, n.op_type, n.domain, n.input[:], n.output[:], n.attribute)  # lists
                 for n in g.node]
         inits = [(i.name, i.data_type, tuple(i.dims)) for i in g.initializer]
-        types: dict[bytes, tuple[int, tuple[Any, ...] | None] | None] = {}
-        vis = []
-        for vi in (*g.input, *g.value_info, *g.output):
-            key = vi.type.SerializeToString()
-            if key not in types:
-                types[key] = _tensor_type(vi.type)
-            vis.append((vi.name, types[key]))
         input_names = [vi.name for vi in g.input]
         outputs = [vi.name for vi in g.output]
-        if not _all_text(rows, inits, vis):
+        declared = [(vi.name,) for vi in g.value_info]
+        if not _all_text(rows, inits, [(n,) for n in chain(input_names, outputs)] + declared):
             _check_text(g, path)  # names the first offending string
 
         tensors: dict[str, Tensor] = {}
@@ -191,20 +188,6 @@ class Graph:
                                        kind="constant")
             else:  # an initializer listed twice: the last one's type
                 ten.dtype, ten.shape = dtype, dims
-        for name, tt in vis:
-            if tt is None:
-                continue
-            elem, shape = tt
-            dtype = (dtype_of.get(elem) or dtype_of.setdefault(elem, _known_dtype(elem, name, path))
-                     ) if elem else ""
-            ten = tensors.get(name)
-            if ten is None:
-                tensors[name] = Tensor(name, dtype, shape)
-                continue
-            if dtype:
-                ten.dtype = dtype
-            if shape is not None:
-                ten.shape = shape
         inputs = []
         for name in input_names:
             ten = tensors.get(name)
@@ -221,54 +204,30 @@ class Graph:
                 ten = tensors[name] = Tensor(name)
             ten.graph_output = True
 
-        skip = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-        get_value = onnx.helper.get_attribute_value
-        nodes: list[Node] = []
-        constants: list[int] = []
-        duplicate: tuple[Node, str, str] | None = None  # the first tensor written twice (E308)
-        later: list[str] = []  # inputs read before any node writes them
-        for i, (name, op, domain, ins, outs, attributes) in enumerate(rows):
-            if not op:
-                raise QuantspecError("E311", f"node '{name or i}' has no op_type",
-                                     Span(path, path=f"node '{name or i}' (#{i})"),
-                                     hint="the model is damaged; run onnx.checker")
-            attrs: dict[str, Any] = {}
-            if attributes:
-                try:
-                    attrs = {a.name: get_value(a) for a in attributes if a.type not in skip}
-                except Exception:  # onnx raises ValueError/TypeError on an unknown type
-                    raise QuantspecError(
-                        "E311", f"node '{name or i}' ({op}) has an attribute that cannot be "
-                        "read", Span(path, path=f"node '{name or i}' (#{i})"),
-                        hint="the model is damaged; run onnx.checker") from None
-            node = Node(i, name or f"{op}_{i}", op, domain, ins, outs, attrs)
-            nodes.append(node)
-            if op in ("Constant", "ConstantOfShape") and domain in ("", "ai.onnx"):
-                constants.append(i)
-            for slot, tname in enumerate(ins):
-                if tname:
-                    ten = tensors.get(tname)
-                    if ten is None:
-                        ten = tensors[tname] = Tensor(tname)
-                    ten.consumers.append((i, slot))
-                    if ten.producer is None and not ten.initializer and not ten.graph_input:
-                        later.append(tname)
-            for tname in outs:
-                if tname:
-                    ten = tensors.get(tname)
-                    if ten is None:
-                        ten = tensors[tname] = Tensor(tname)
-                    elif duplicate is None and (ten.producer is not None or ten.initializer
-                                                or ten.graph_input):
-                        first = "a graph input or initializer" if ten.producer is None \
-                            else f"node '{nodes[ten.producer].name}'"
-                        duplicate = (node, tname, first)
-                    ten.producer = i
-        graph = cls(nodes, tensors, inputs, outputs, path)
-        for i in constants:
-            graph._constant_node(nodes[i])
-        graph._check_linked(duplicate, later)
-        graph._classify_params()  # base kinds were set as the tensors were made
+        graph = cls([], tensors, inputs, outputs, path)
+        failed: QuantspecError | None = None
+        try:  # the checks after linking come after the type checks (E310), so they wait
+            nodes, constants, duplicate, later = _link(rows, tensors, path)
+            graph.nodes = nodes
+            for i in constants:  # a declared or inferred type overrides the value's below
+                graph._constant_node(nodes[i])
+            graph._check_linked(duplicate, later)
+            graph._classify_params()  # base kinds were set as the tensors were made
+        except QuantspecError as exc:
+            failed = exc
+        vis = types() if types is not None else infer.value_types(g)
+        _apply_types(tensors, vis, dtype_of, path)
+        if failed is not None:
+            raise failed
+        # the order the tensors had when the types were read before the nodes: initializers,
+        # declared values, inputs, outputs, then the rest in node order (plans list it)
+        order = {n: tensors[n] for n in chain((r[0] for r in inits),
+                                               (n for n, tt in vis if tt is not None),
+                                               input_names, outputs)}
+        if len(order) != len(tensors):
+            for name, ten in tensors.items():
+                order.setdefault(name, ten)
+        graph.tensors = order
         return graph
 
     def tensor(self, name: str) -> Tensor:
@@ -560,16 +519,77 @@ def _compare(got: Any, op: str, value: Any) -> bool:
     return False
 
 
-def _tensor_type(ty: Any) -> tuple[int, tuple[Any, ...] | None] | None:
-    """(element type, shape or None) of a TypeProto; None when it is not a tensor type."""
-    if not ty.HasField("tensor_type"):
-        return None
-    tt = ty.tensor_type
-    shape = None
-    if tt.HasField("shape"):
-        shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param or None
-                      for d in tt.shape.dim)
-    return tt.elem_type, shape
+def _link(rows: list[tuple[Any, ...]], tensors: dict[str, Tensor], path: str
+          ) -> tuple[list[Node], list[int], tuple[Node, str, str] | None, list[str]]:
+    """The nodes of ``rows``, linked to ``tensors`` (made as they are first named): the
+    nodes, the indices of Constant nodes, the first tensor written twice (E308: the node,
+    the name, what provided it first) and the inputs read before any node wrote them."""
+    import onnx
+
+    skip = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    get_value = onnx.helper.get_attribute_value
+    nodes: list[Node] = []
+    constants: list[int] = []
+    duplicate: tuple[Node, str, str] | None = None
+    later: list[str] = []
+    for i, (name, op, domain, ins, outs, attributes) in enumerate(rows):
+        if not op:
+            raise QuantspecError("E311", f"node '{name or i}' has no op_type",
+                                 Span(path, path=f"node '{name or i}' (#{i})"),
+                                 hint="the model is damaged; run onnx.checker")
+        attrs: dict[str, Any] = {}
+        if attributes:
+            try:
+                attrs = {a.name: get_value(a) for a in attributes if a.type not in skip}
+            except Exception:  # onnx raises ValueError/TypeError on an unknown type
+                raise QuantspecError(
+                    "E311", f"node '{name or i}' ({op}) has an attribute that cannot be "
+                    "read", Span(path, path=f"node '{name or i}' (#{i})"),
+                    hint="the model is damaged; run onnx.checker") from None
+        node = Node(i, name or f"{op}_{i}", op, domain, ins, outs, attrs)
+        nodes.append(node)
+        if op in ("Constant", "ConstantOfShape") and domain in ("", "ai.onnx"):
+            constants.append(i)
+        for slot, tname in enumerate(ins):
+            if tname:
+                ten = tensors.get(tname)
+                if ten is None:
+                    ten = tensors[tname] = Tensor(tname)
+                ten.consumers.append((i, slot))
+                if ten.producer is None and not ten.initializer and not ten.graph_input:
+                    later.append(tname)
+        for tname in outs:
+            if tname:
+                ten = tensors.get(tname)
+                if ten is None:
+                    ten = tensors[tname] = Tensor(tname)
+                elif duplicate is None and (ten.producer is not None or ten.initializer
+                                            or ten.graph_input):
+                    first = "a graph input or initializer" if ten.producer is None \
+                        else f"node '{nodes[ten.producer].name}'"
+                    duplicate = (node, tname, first)
+                ten.producer = i
+    return nodes, constants, duplicate, later
+
+
+def _apply_types(tensors: dict[str, Tensor], vis: infer.ValueTypes, dtype_of: dict[int, str],
+                 path: str) -> None:
+    """Set the declared or inferred types on the tensors (E310 on an unknown element type);
+    a value no node reads or writes gets a tensor of its own."""
+    for name, tt in vis:
+        if tt is None:
+            continue
+        elem, shape = tt
+        dtype = (dtype_of.get(elem) or dtype_of.setdefault(elem, _known_dtype(elem, name, path))
+                 ) if elem else ""
+        ten = tensors.get(name)
+        if ten is None:
+            tensors[name] = Tensor(name, dtype, shape)
+            continue
+        if dtype:
+            ten.dtype = dtype
+        if shape is not None:
+            ten.shape = shape
 
 
 def _all_text(rows: list[tuple[Any, ...]], inits: list[tuple[Any, ...]],

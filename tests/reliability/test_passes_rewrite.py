@@ -10,7 +10,7 @@ import fuzz_support as fs
 import pytest
 
 from quantspec import ir
-from quantspec.compiler.passes import run_passes
+from quantspec.compiler.passes import REMOVED, run_passes
 from quantspec.errors import QuantspecError
 from quantspec.graph import Graph
 
@@ -75,6 +75,18 @@ def test_rewrite_equals_a_rebuild(order: list[str]) -> None:
             continue
         rewritten += 1
         assert [n.index for n in ng.nodes] == list(range(len(ng.nodes))), seed
+        # every node keeps its index: a fused node takes its first member's, the other
+        # members leave an inert node; the untouched nodes are g's own
+        assert len(ng.nodes) == len(g.nodes), seed
+        fused_at = {n.index for n in ng.nodes if n.domain == "quantspec.fused"} - \
+            {n.index for n in g.nodes if n.domain == "quantspec.fused"}
+        for old, new in zip(g.nodes, ng.nodes, strict=True):
+            if new.domain == REMOVED:
+                assert (new.name, new.op_type, new.inputs, new.outputs) == ("", "", [], []), seed
+            elif new.index in fused_at:
+                assert new.fused_from[0] == old.name, seed
+            else:
+                assert new is old, seed
         assert set(ng.tensors) == _linked_names(ng), f"seed {seed}: tensors kept or dropped"
         assert _state(ng) == _state(_rebuilt(ng)), f"seed {seed}"
     assert rewritten >= 20

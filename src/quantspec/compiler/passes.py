@@ -13,6 +13,10 @@ from collections.abc import Callable
 
 from ..graph import Graph, Node, Tensor, _base_kind, _mark_param
 
+# the domain of the node left where a fused node's other members were: no name, op type,
+# inputs or outputs, so no rule or pattern can match it, and every node keeps its index
+REMOVED = "quantspec.removed"
+
 PassFn = Callable[[Graph, set[int]], list[tuple[str, list[int], list[str], list[str]]]]
 
 
@@ -184,36 +188,28 @@ def run_passes(g: Graph, names: list[str]) -> Graph:
 
 def _rewrite(g: Graph, fusions: list[tuple[str, list[int], list[str], list[str]]],
              used: set[int]) -> Graph:
-    """The graph with each fusion's nodes replaced by one fused node (at the place of its first
-    node). An update, not a rebuild: node indices are remapped in the tensors' links, and only
-    the tensors a fused node touches are linked and classified again (a rebuild relinked and
-    reclassified every tensor: benchmarks/RESULTS.md). Nodes whose index does not change are
-    shared with ``g``; tensors are copied (nothing here changes ``g``)."""
-    replaced = {min(f[1]): f for f in fusions}
-    remap: list[int | None] = [None] * len(g.nodes)  # old node index -> new (None: removed)
-    nodes: list[Node] = []
+    """The graph with each fusion's nodes replaced by one fused node, at the index of its first
+    node; the other nodes of the fusion leave a removed node (:data:`REMOVED`: no op type,
+    name, inputs or outputs) in their place, so every node keeps its index, the one it has in
+    the model. An update, not a rebuild: only the tensors a fused node touches are linked and
+    classified again, and the other nodes and tensors are shared with ``g`` (copying every
+    tensor to renumber its links dominated the pass on large graphs: benchmarks/RESULTS.md).
+    Nothing here changes ``g``."""
+    nodes = list(g.nodes)
     fused_info = []
     fused_nodes: list[Node] = []
-    for node in g.nodes:
-        f = replaced.get(node.index)
-        if f is not None:
-            op, idxs, inputs, outputs = f
-            members = [g.nodes[i] for i in sorted(idxs)]
-            fused = Node(len(nodes), f"{op}_fused_{members[0].name}", op, "quantspec.fused",
-                         list(inputs), list(outputs), {},
-                         tuple(m.name for m in members), tuple(m.op_type for m in members))
-            remap[node.index] = fused.index
-            nodes.append(fused)
-            fused_nodes.append(fused)
-            fused_info.append({"op_type": op, "nodes": list(fused.fused_from),
-                               "body_op_types": list(fused.fused_types),
-                               "outputs": list(outputs)})
-        elif node.index not in used:
-            new = len(nodes)
-            remap[node.index] = new
-            nodes.append(node if node.index == new else Node(
-                new, node.name, node.op_type, node.domain, node.inputs, node.outputs,
-                node.attrs, node.fused_from, node.fused_types))  # lists shared: never changed
+    for op, idxs, inputs, outputs in sorted(fusions, key=lambda f: min(f[1])):
+        members = [g.nodes[i] for i in sorted(idxs)]
+        first = members[0].index
+        fused = Node(first, f"{op}_fused_{members[0].name}", op, "quantspec.fused",
+                     list(inputs), list(outputs), {},
+                     tuple(m.name for m in members), tuple(m.op_type for m in members))
+        nodes[first] = fused
+        for m in members[1:]:
+            nodes[m.index] = Node(m.index, "", "", REMOVED, [], [], {})
+        fused_nodes.append(fused)
+        fused_info.append({"op_type": op, "nodes": list(fused.fused_from),
+                           "body_op_types": list(fused.fused_types), "outputs": list(outputs)})
 
     # tensors a fused node reads or writes, or a removed node did, and the parameters of both
     # (through Identity / Transpose): linked and classified again
@@ -238,30 +234,33 @@ def _rewrite(g: Graph, fusions: list[tuple[str, list[int], list[str], list[str]]
     touched.pop("", None)
 
     graph_io = set(g.inputs) | set(g.outputs)
-    tensors: dict[str, Tensor] = {}
+    relinked: dict[str, Tensor | None] = {}  # None: a tensor inside a fused node (dropped)
     users: set[int] = {f.index for f in fused_nodes}  # ops that may take a touched parameter
-    for name, t in g.tensors.items():
+    for name in touched:
+        t = g.tensors.get(name)
+        if t is None:
+            continue
         p = t.producer
-        if name in touched:
-            consumers = [(remap[i], s) for i, s in t.consumers if i not in used]
-            if name in reads:
-                consumers = sorted(consumers + reads[name])  # type: ignore[operator]
-            producer = writes.get(name) if p is None or p in used else remap[p]
-            if producer is None and not consumers and name not in graph_io:
-                continue  # a tensor inside a fused node
-            users.update(remap[i] for i, _ in t.param_of if i not in used)  # type: ignore[misc]
-            nt = _relinked(t, producer, consumers, [])  # type: ignore[arg-type]
-            nt.kind, nt.role, nt.transposed_param = _base_kind(t), "", False
-        elif p is None and not t.consumers and name not in graph_io:
-            continue  # no node reads or writes it (a rebuild dropped all such names)
-        else:  # no removed node touches it: the links move with the node indices (inlined
-            # _relinked: this runs for nearly every tensor)
-            nt = Tensor(name, t.dtype, t.shape, None if p is None else remap[p],
-                        [(remap[i], s) for i, s in t.consumers],  # type: ignore[misc]
-                        t.graph_input, t.graph_output, t.initializer, t.constant_node, t.kind,
-                        t.role, [(remap[i], r) for i, r in t.param_of]  # type: ignore[misc]
-                        if t.param_of else [], t.static, t.transposed_param)
-        tensors[name] = nt
+        consumers = [(i, s) for i, s in t.consumers if i not in used]
+        if name in reads:
+            consumers = sorted(consumers + reads[name])
+        producer = writes.get(name) if p is None or p in used else p
+        if producer is None and not consumers and name not in graph_io:
+            relinked[name] = None
+            continue
+        users.update(i for i, _ in t.param_of if i not in used)
+        nt = _relinked(t, producer, consumers, [])
+        nt.kind, nt.role, nt.transposed_param = _base_kind(t), "", False
+        relinked[name] = nt
+    tensors = dict(g.tensors)  # (a copy in C; a filtering comprehension took 4x as long)
+    for name, nt in relinked.items():
+        if nt is None:
+            del tensors[name]
+        else:
+            tensors[name] = nt
+    for name in [name for name, t in tensors.items() if t.producer is None and not t.consumers
+                 and name not in graph_io]:
+        del tensors[name]  # no node reads or writes it (a rebuild dropped all such names)
     ng = Graph(nodes, tensors, list(g.inputs), list(g.outputs), g.path, g.fused + fused_info)
     # classify the touched tensors again: the ops that take them as a parameter, in graph
     # order, are those that did in g (less the removed nodes) and the fused nodes

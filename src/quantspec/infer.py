@@ -1,0 +1,145 @@
+"""ONNX shape inference for the graph view, run beside it on large graphs.
+
+``onnx.shape_inference.infer_shapes`` is C++ that holds the GIL for its whole run (about
+8 us per node: 0.8 s for a 100k-node graph), so a thread cannot overlap it with the Python
+work of building the graph view. On Linux, for graphs of :data:`FORK_MIN_NODES` nodes or
+more, it runs in a forked child instead, which sends back only what the view reads from the
+inferred graph (each value's name, element type and shape), while the parent links the nodes
+on the other core (benchmarks/RESULTS.md, "Compile").
+
+The child changes nothing the view sees: the types are the ones in-process inference gives.
+When inference raises, the view uses the model's own types in both cases; when the child dies
+(onnx aborts the process on some damaged models), the parent does the same instead of dying
+with it. ``QUANTSPEC_NO_FORK=1`` in the environment keeps inference in the process.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+FORK_MIN_NODES = 10_000  # below this the fork costs about what it saves
+
+# (name, (element type, shape or None) or None) for each graph input, value_info and output
+ValueTypes = list[tuple[Any, "tuple[int, tuple[Any, ...] | None] | None"]]
+
+
+def value_types(g: Any) -> ValueTypes:
+    """The type of every value a GraphProto declares (inputs, value_info, outputs), in that
+    order; a type is decoded once per distinct TypeProto (most values share a few)."""
+    types: dict[bytes, tuple[int, tuple[Any, ...] | None] | None] = {}
+    out: ValueTypes = []
+    for vi in (*g.input, *g.value_info, *g.output):
+        ty = vi.type
+        key = ty.SerializeToString()
+        if key not in types:
+            types[key] = tensor_type(ty)
+        out.append((vi.name, types[key]))
+    return out
+
+
+def tensor_type(ty: Any) -> tuple[int, tuple[Any, ...] | None] | None:
+    """(element type, shape or None) of a TypeProto; None when it is not a tensor type."""
+    if not ty.HasField("tensor_type"):
+        return None
+    tt = ty.tensor_type
+    shape = None
+    if tt.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param or None
+                      for d in tt.shape.dim)
+    return tt.elem_type, shape
+
+
+def _infer(data: Any) -> ValueTypes | None:
+    """The value types of the inferred model, or None when inference fails."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(data, strict_mode=False)
+    except Exception:
+        return None
+    return value_types(inferred.graph)
+
+
+def start(model: Any, data: Any) -> Callable[[], ValueTypes]:
+    """Start inferring ``data`` (the serialized ``model``, or the model itself when it is too
+    large to serialize); the returned function gives the value types, waiting for them. When
+    inference fails, they are the model's own."""
+    if not _forkable(model, data):
+        got = _infer(data)
+        return lambda: value_types(model.graph) if got is None else got
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():  # 3.12+ warns about forking with threads alive: the
+        warnings.simplefilter("ignore", DeprecationWarning)  # child only runs onnx and exits
+        pid = os.fork()
+    if pid == 0:  # the child: infer, send the types, exit without running any cleanup
+        code = 1
+        try:
+            os.close(read_fd)
+            # quiet: an abort's message (or faulthandler's dump) would read as the parent's
+            # failure, while the parent goes on with the declared types
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            faulthandler.disable()
+            payload = _encode(_infer(data))
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(payload)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    done: list[ValueTypes | None] = []
+
+    def result() -> ValueTypes:
+        """The types; reaps the child (call it even when the view stops early)."""
+        if not done:
+            done.append(None)  # one attempt: a second call only returns
+            try:
+                with os.fdopen(read_fd, "rb") as pipe:  # closing it ends a blocked child
+                    payload = pipe.read()
+            finally:
+                _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) == 0:
+                done[0] = _decode(payload)
+        got = done[0]
+        return value_types(model.graph) if got is None else got
+
+    return result
+
+
+def _encode(vis: ValueTypes | None) -> bytes:
+    """JSON: each distinct type once, then (name, type index or -1) per value."""
+    if vis is None:
+        return b"null"
+    index: dict[int, int] = {}
+    types: list[Any] = []
+    values = []
+    for name, tt in vis:
+        if tt is None:
+            values.append((name, -1))
+            continue
+        i = index.get(id(tt))
+        if i is None:
+            i = index[id(tt)] = len(types)
+            types.append(tt)
+        values.append((name, i))
+    return json.dumps({"types": types, "values": values}).encode()
+
+
+def _decode(payload: bytes) -> ValueTypes | None:
+    got = json.loads(payload)
+    if got is None:
+        return None
+    types = [(elem, None if shape is None else tuple(shape)) for elem, shape in got["types"]]
+    return [(name, None if i < 0 else types[i]) for name, i in got["values"]]
+
+
+def _forkable(model: Any, data: Any) -> bool:
+    return (isinstance(data, bytes) and sys.platform.startswith("linux")
+            and hasattr(os, "fork") and os.environ.get("QUANTSPEC_NO_FORK", "") in ("", "0")
+            and len(model.graph.node) >= FORK_MIN_NODES)
