@@ -232,7 +232,11 @@ def compare_scales(encodings_path: Path, qdq_path: Path) -> tuple[int, int]:
 def forward_floor(convs: int, size: int, samples: int, repeat: int) -> None:
     """The cost no calibrator can avoid: ``samples`` bare forward passes of the model in
     onnxruntime (nothing exposed, no statistics), with every graph optimization and with none,
-    and with the samples fed in batches (the batch axis made symbolic)."""
+    and with the samples fed in batches (the batch axis made symbolic); then the statistics
+    work: how much activation data one sample gives the calibrators, and the CPU time each
+    method's calibrators take to update on it. The forward pass keeps every core busy, so a
+    run of ``samples`` samples needs at least (forward CPU + samples x update CPU) / cores of
+    wall time, before loading anything."""
     import onnxruntime as ort
 
     model = build_model(convs, size)
@@ -242,8 +246,9 @@ def forward_floor(convs: int, size: int, samples: int, repeat: int) -> None:
     levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
               "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
     print(f"bare forward passes of {samples} samples, best of {repeat}")
-    print("| graph optimizations | batch | best wall s |")
-    print("|---|---:|---:|")
+    print("| graph optimizations | batch | best wall s | CPU s |")
+    print("|---|---:|---:|---:|")
+    forward_cpu = 0.0
     for label, level in levels.items():
         opts = ort.SessionOptions()
         opts.graph_optimization_level = level
@@ -253,11 +258,70 @@ def forward_floor(convs: int, size: int, samples: int, repeat: int) -> None:
             sess.run(None, {"input": x[:batch]})  # warm-up
             times = []
             for _ in range(repeat):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for i in range(0, samples, batch):
                     sess.run(None, {"input": x[i:i + batch]})
-                times.append(time.perf_counter() - t0)
-            print(f"| {label} | {batch} | {min(times):.2f} |")
+                times.append((time.perf_counter() - t0, time.process_time() - c0))
+            wall, cpu = min(times)
+            if label == "all" and batch == 1:
+                forward_cpu = cpu
+            print(f"| {label} | {batch} | {wall:.2f} | {cpu:.2f} |")
+    _update_floor(model, x, forward_cpu, samples, repeat)
+
+
+def _update_floor(model, x: np.ndarray, forward_cpu: float, samples: int,  # noqa: ANN001
+                  repeat: int) -> None:
+    """Per sample: the activation data the ``ort/qdq`` plan calibrates, and the CPU time of
+    one calibrator update per quantized activation for each method (one thread)."""
+    import onnx
+    import onnxruntime as ort
+
+    from quantspec.compiler import compile_profile
+    from quantspec.graph import Graph
+    from quantspec.lang.load import loads
+    from quantspec.runtime import calibrate as cal
+
+    cores = os.cpu_count() or 1
+    probe = 4
+    print(f"\ncalibrator updates (one thread), median of {probe} samples x {repeat}; lower "
+          f"bound of a {samples}-sample run on {cores} cores = (forward CPU {forward_cpu:.2f} s "
+          f"+ {samples} x update CPU) / {cores}")
+    print("| method | activations | MB per sample | update CPU s per sample | lower bound s |")
+    print("|---|---:|---:|---:|---:|")
+    for method in ORT_METHODS:
+        text = 'profile "floor" extends "ort/qdq"\ncalibrate { semantics: generic }\n'
+        if method != "minmax":
+            text += f"calibrate {{ method: {method} }}\n"
+        plan = compile_profile(loads(text, "floor.qspec"), Graph.from_model(model))
+        sem = cal.resolve_semantics(None, plan)
+        quantizers = [q for q in cal._groups(plan, cal._ModelView(model))
+                      if q.kind == "activation"]
+        names = list(dict.fromkeys(n for q in quantizers for n in q.tensors))
+        exposed = onnx.ModelProto()
+        exposed.CopyFrom(model)
+        have = {o.name for o in exposed.graph.output}
+        exposed.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n)
+                                    for n in names if n not in have)
+        sess = ort.InferenceSession(exposed.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        outs = [dict(zip(names, sess.run(names, {"input": x[i:i + 1]}), strict=True))
+                for i in range(probe)]
+        mb = sum(a.nbytes for a in outs[0].values()) / 1e6
+        per_sample = []
+        for _ in range(repeat):
+            cals = []
+            for q in quantizers:
+                m = cal._method(q.entry, plan.calibrate.get("method"), None, None, False, sem)
+                cals.append((q, cal.make_calibrator(q.entry, m, sem, q.axis)[0]))
+            for out in outs:
+                c0 = time.process_time()
+                for q, c in cals:
+                    for n in q.tensors:
+                        c.update(out[n])
+                per_sample.append(time.process_time() - c0)
+        upd = float(np.median(per_sample))
+        print(f"| {method} | {len(names)} | {mb:.1f} | {upd:.3f} | "
+              f"{(forward_cpu + samples * upd) / cores:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
