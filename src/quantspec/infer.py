@@ -71,12 +71,19 @@ def start(model: Any, data: Any) -> Callable[[], ValueTypes]:
     large to serialize); the returned function gives the value types, waiting for them. When
     inference fails, they are the model's own."""
     if not _forkable(model, data):
-        got = _infer(data)
-        return lambda: value_types(model.graph) if got is None else got
-    read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():  # 3.12+ warns about forking with threads alive: the
-        warnings.simplefilter("ignore", DeprecationWarning)  # child only runs onnx and exits
-        pid = os.fork()
+        return _in_process(model, data)
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:  # out of file descriptors: infer here
+        return _in_process(model, data)
+    try:
+        with warnings.catch_warnings():  # 3.12+ warns about forking with threads alive: the
+            warnings.simplefilter("ignore", DeprecationWarning)  # child runs onnx and exits
+            pid = os.fork()
+    except OSError:  # no memory or processes left for a child (strict overcommit, limits)
+        os.close(read_fd)
+        os.close(write_fd)
+        return _in_process(model, data)
     if pid == 0:  # the child: infer, send the types, exit without running any cleanup
         code = 1
         try:
@@ -137,6 +144,11 @@ def _decode(payload: bytes) -> ValueTypes | None:
         return None
     types = [(elem, None if shape is None else tuple(shape)) for elem, shape in got["types"]]
     return [(name, None if i < 0 else types[i]) for name, i in got["values"]]
+
+
+def _in_process(model: Any, data: Any) -> Callable[[], ValueTypes]:
+    got = _infer(data)
+    return lambda: value_types(model.graph) if got is None else got
 
 
 def _forkable(model: Any, data: Any) -> bool:

@@ -156,3 +156,12 @@ def test_tensor_order(fork: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(infer, "FORK_MIN_NODES", 0 if fork else 10**9)
     g = Graph.from_model(_mlp())
     assert list(g.tensors) == ["w", "b", "shape", "x", "mm", "add", "r", "y", "s"]
+
+
+def test_fork_failure_infers_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    expected = _view(_mlp(), False, monkeypatch)
+    monkeypatch.setattr(os, "fork", no_memory)
+    assert _view(_mlp(), True, monkeypatch) == expected
