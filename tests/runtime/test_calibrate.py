@@ -251,6 +251,31 @@ def test_overlapped_updates_give_the_same_result() -> None:
     assert threaded.stats["r1"]["updates"] == 6
 
 
+@pytest.mark.parametrize(("scheme", "workers", "spinning"), [
+    ("min_max", 2, True), ("tf_enhanced", 2, False), ("percentile", 2, False),
+    ("tf_enhanced", 1, True)])
+def test_onnxruntime_threads_sleep_while_histograms_update(
+        scheme: str, workers: int, spinning: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle onnxruntime threads spin unless calibrator updates run beside the forward pass;
+    the setting never changes a result."""
+    from quantspec.runtime import execute
+
+    made: list[Any] = []
+    real = execute.Executor
+
+    def executor(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(execute, "Executor", executor)
+    m = conv_relu_add()
+    plan = plan_for(m)
+    got = calibrate(plan, m, samples(3), quant_scheme=scheme, workers=workers)
+    assert [ex.spinning for ex in made] == [spinning]
+    other = calibrate(plan, m, samples(3), quant_scheme=scheme, workers=3 - workers)
+    assert got.encodings == other.encodings
+
+
 def test_no_data_leaves_activations_uncalibrated() -> None:
     m = conv_relu_add()
     res = calibrate(plan_for(m), m, [])

@@ -97,6 +97,10 @@ class Executor:
             may sum in another order than the kernels for weights computed at run time, so the
             last bit of an output can differ; ``False`` reproduces a graph whose weights come
             from quantize-dequantize nodes (AIMET's simulation graph) bit for bit.
+        spinning: let onnxruntime's idle intra-op threads spin for work (its default, the
+            fastest when nothing else runs). ``False`` makes them sleep, which leaves the cores
+            to threads that work while the model runs (calibrator updates); it never changes
+            an output.
 
     Example:
         >>> from onnx import TensorProto, helper
@@ -120,6 +124,7 @@ class Executor:
         backend: str | None = None,
         optimization: str = "basic",
         prepacking: bool = True,
+        spinning: bool = True,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise _error(MODEL_UNRUNNABLE, f"unknown backend {backend!r}",
@@ -151,6 +156,7 @@ class Executor:
         self._providers = list(providers) if providers else ["CPUExecutionProvider"]
         self._optimization = optimization
         self._prepacking = prepacking
+        self.spinning = spinning
         self._init_values: dict[str, np.ndarray] | None = None
         self._session: Any = None
         self._reference: Any = None
@@ -221,6 +227,8 @@ class Executor:
         opts.log_severity_level = 3  # errors only: warnings would clutter the CLI
         if not self._prepacking:
             opts.add_session_config_entry("session.disable_prepacking", "1")
+        if not self.spinning:  # idle intra-op threads sleep: other threads need the cores
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self._threads:
             opts.intra_op_num_threads = int(self._threads)
         return ort.InferenceSession(data, sess_options=opts, providers=self._providers)
