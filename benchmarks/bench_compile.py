@@ -208,6 +208,28 @@ def worker(src: str, size: int, repeat: int, profile_top: int) -> dict[str, Any]
     return out
 
 
+def inference_crossover(sizes: list[int], repeat: int) -> int:
+    """Median Graph.from_model time with inference in the process and in a forked child,
+    interleaved, at each size: where the fork starts to pay (quantspec.infer.FORK_MIN_NODES)."""
+    sys.path.insert(0, str(SRC))
+    from quantspec import infer
+    from quantspec.graph import Graph
+
+    print("| nodes | in process ms | forked ms | forked / in process |")
+    print("|---:|---:|---:|---:|")
+    for size in sizes:
+        model = build_model(max(1, size // NODES_PER_BLOCK))
+        got: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(max(3, repeat)):
+            for fork in (False, True):
+                infer.FORK_MIN_NODES = 0 if fork else sys.maxsize
+                got[fork].append(timed(partial(Graph.from_model, model))[0])
+        mid = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in got.items()}
+        print(f"| {len(model.graph.node)} | {mid[False]:.1f} | {mid[True]:.1f} | "
+              f"{mid[True] / mid[False]:.2f} |")
+    return 0
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     """Wall and CPU time (this process) of one call, after a full collection, and its result."""
     gc.collect()
@@ -239,9 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-src", type=Path, help="another quantspec src/ to compare with")
     ap.add_argument("--profile-top", type=int, default=0,
                     help="print the N most expensive functions of one compile per profile")
+    ap.add_argument("--inference", action="store_true",
+                    help="time Graph.from_model with shape inference in the process and in a "
+                    "forked child (quantspec.infer.FORK_MIN_NODES) at each size")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", default=str(SRC), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.inference:
+        return inference_crossover(args.sizes, args.repeat)
     if args.worker:
         print(json.dumps(worker(args.src, args.sizes[0], args.repeat, args.profile_top)))
         return 0

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-FORK_MIN_NODES = 10_000  # below this the fork costs about what it saves
+FORK_MIN_NODES = 5_000  # the fork pays from ~3,000 nodes (bench_compile.py --inference)
 
 # (name, (element type, shape or None) or None) for each graph input, value_info and output
 ValueTypes = list[tuple[Any, "tuple[int, tuple[Any, ...] | None] | None"]]
