@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import fuzz_support as fs
@@ -165,3 +167,39 @@ def test_fork_failure_infers_in_process(monkeypatch: pytest.MonkeyPatch) -> None
     expected = _view(_mlp(), False, monkeypatch)
     monkeypatch.setattr(os, "fork", no_memory)
     assert _view(_mlp(), True, monkeypatch) == expected
+
+
+def _long_chain(nodes: int) -> onnx.ModelProto:
+    """Conv -> Relu -> Sigmoid ... : a graph above the fork threshold."""
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4, 1, 1], [0.5] * 16)
+    body, x = [], "x"
+    for i in range(nodes):
+        op = ("Conv", "Relu", "Sigmoid")[i % 3]
+        body.append(helper.make_node(op, [x, "w"] if op == "Conv" else [x], [f"t{i}"],
+                                     name=f"n{i}"))
+        x = f"t{i}"
+    g = helper.make_graph(body, "chain",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])],
+                          [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)], [w])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_cli_plans_are_the_same_either_way(tmp_path: Path) -> None:
+    """End to end through the CLI, on a model above the threshold: the plan written with the
+    child and the one written without are the same bytes."""
+    assert infer.FORK_MIN_NODES <= 5_100
+    model = tmp_path / "chain.onnx"
+    onnx.save(_long_chain(5_100), model)
+    plans = []
+    for no_fork in ("0", "1"):
+        out = tmp_path / f"plan{no_fork}.json"
+        env = {**os.environ, "QUANTSPEC_NO_FORK": no_fork}
+        proc = subprocess.run([sys.executable, "-m", "quantspec", "compile", "qnn/htp-v73",
+                               "--model", str(model), "-o", str(out)],
+                              capture_output=True, text=True, env=env, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == ""  # nothing from the child: one summary line
+        assert proc.stderr == f"wrote {out}: 5102 tensors, 3402 quantized\n"
+        plans.append(out.read_bytes())
+    assert plans[0] == plans[1]
+    assert b'"shape":[1,4,2,2]' in plans[0].replace(b" ", b"")  # inferred
