@@ -222,7 +222,8 @@ class Graph:
         # the order the tensors had when the types were read before the nodes: initializers,
         # declared values, inputs, outputs, then the rest in node order (plans list it)
         order = {n: tensors[n] for n in chain((r[0] for r in inits),
-                                               (n for n, tt in vis if tt is not None),
+                                               (n for n, i in zip(vis.names, vis.index,
+                                                                   strict=True) if i >= 0),
                                                input_names, outputs)}
         if len(order) != len(tensors):
             for name, ten in tensors.items():
@@ -574,15 +575,21 @@ def _link(rows: list[tuple[Any, ...]], tensors: dict[str, Tensor], path: str
 
 def _apply_types(tensors: dict[str, Tensor], vis: infer.ValueTypes, dtype_of: dict[int, str],
                  path: str) -> None:
-    """Set the declared or inferred types on the tensors (E310 on an unknown element type);
-    a value no node reads or writes gets a tensor of its own."""
-    for name, tt in vis:
-        if tt is None:
+    """Set the declared or inferred types on the tensors (E310 on an unknown element type,
+    naming the first value that has it); a value no node reads or writes gets a tensor of its
+    own."""
+    types = vis.types
+    dtypes: list[str | None] = [None] * len(types)  # per distinct type, at its first value
+    get = tensors.get
+    for name, i in zip(vis.names, vis.index, strict=True):
+        if i < 0:
             continue
-        elem, shape = tt
-        dtype = (dtype_of.get(elem) or dtype_of.setdefault(elem, _known_dtype(elem, name, path))
-                 ) if elem else ""
-        ten = tensors.get(name)
+        elem, shape = types[i]
+        dtype = dtypes[i]
+        if dtype is None:
+            dtype = dtypes[i] = (dtype_of.get(elem) or dtype_of.setdefault(
+                elem, _known_dtype(elem, name, path))) if elem else ""
+        ten = get(name)
         if ten is None:
             tensors[name] = Tensor(name, dtype, shape)
             continue

@@ -21,26 +21,41 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 FORK_MIN_NODES = 5_000  # the fork pays from ~3,000 nodes (bench_compile.py --inference)
 
-# (name, (element type, shape or None) or None) for each graph input, value_info and output
-ValueTypes = list[tuple[Any, "tuple[int, tuple[Any, ...] | None] | None"]]
+TensorType = tuple[int, "tuple[Any, ...] | None"]  # (element type, shape or None)
+
+
+class ValueTypes(NamedTuple):
+    """The type of every value a graph declares (inputs, value_info, outputs), in that order:
+    ``names[k]`` has type ``types[index[k]]``, or is not a tensor when ``index[k]`` is -1. A
+    type is stored once however many values share it (most values share a few)."""
+
+    names: list[Any]
+    index: list[int]
+    types: list[TensorType]
 
 
 def value_types(g: Any) -> ValueTypes:
-    """The type of every value a GraphProto declares (inputs, value_info, outputs), in that
-    order; a type is decoded once per distinct TypeProto (most values share a few)."""
-    types: dict[bytes, tuple[int, tuple[Any, ...] | None] | None] = {}
-    out: ValueTypes = []
+    """The :class:`ValueTypes` of a GraphProto; each distinct TypeProto is decoded once."""
+    seen: dict[bytes, int] = {}
+    names: list[Any] = []
+    index: list[int] = []
+    types: list[TensorType] = []
     for vi in (*g.input, *g.value_info, *g.output):
         ty = vi.type
         key = ty.SerializeToString()
-        if key not in types:
-            types[key] = tensor_type(ty)
-        out.append((vi.name, types[key]))
-    return out
+        i = seen.get(key)
+        if i is None:
+            tt = tensor_type(ty)
+            i = seen[key] = -1 if tt is None else len(types)
+            if tt is not None:
+                types.append(tt)
+        names.append(vi.name)
+        index.append(i)
+    return ValueTypes(names, index, types)
 
 
 def tensor_type(ty: Any) -> tuple[int, tuple[Any, ...] | None] | None:
@@ -120,22 +135,7 @@ def start(model: Any, data: Any) -> Callable[[], ValueTypes]:
 
 
 def _encode(vis: ValueTypes | None) -> bytes:
-    """JSON: each distinct type once, then (name, type index or -1) per value."""
-    if vis is None:
-        return b"null"
-    index: dict[int, int] = {}
-    types: list[Any] = []
-    values = []
-    for name, tt in vis:
-        if tt is None:
-            values.append((name, -1))
-            continue
-        i = index.get(id(tt))
-        if i is None:
-            i = index[id(tt)] = len(types)
-            types.append(tt)
-        values.append((name, i))
-    return json.dumps({"types": types, "values": values}).encode()
+    return b"null" if vis is None else json.dumps(vis._asdict()).encode()
 
 
 def _decode(payload: bytes) -> ValueTypes | None:
@@ -143,7 +143,7 @@ def _decode(payload: bytes) -> ValueTypes | None:
     if got is None:
         return None
     types = [(elem, None if shape is None else tuple(shape)) for elem, shape in got["types"]]
-    return [(name, None if i < 0 else types[i]) for name, i in got["values"]]
+    return ValueTypes(got["names"], got["index"], types)
 
 
 def _in_process(model: Any, data: Any) -> Callable[[], ValueTypes]:
