@@ -204,16 +204,16 @@ def _cascade(g: Graph, order: list[str], tens: list[Tensor], reasons: dict[str, 
     """
     objs: list[tuple[ir.Rule | _Synthetic, dict[str, Any]]] = []
     obj_index: dict[int, int] = {}
-    sigs: dict[str, list[int]] = {n: [] for n in cands}
-    for _key, rule, sel, values in rules:
+    row_obj: list[int] = []  # per cascade row, its rule's index in objs
+    for _key, rule, _sel, values in rules:
         k = obj_index.get(id(rule))
         if k is None:
             k = obj_index[id(rule)] = len(objs)
             objs.append((rule, values))
-        for name in sel:
-            sigs[name].append(k)
-    cache: dict[tuple[int, ...], tuple[dict[str, Any], dict[str, Why], bool,
-                                       dict[str, Any]]] = {}
+        row_obj.append(k)
+    group_of, group_sigs = _signatures([r[2] for r in rules], row_obj, cands)
+    # per signature group: (values, whys, conflict, refs, sets min_bits), resolved on first use
+    cache: dict[int, tuple[dict[str, Any], dict[str, Why], bool, dict[str, Any], bool]] = {}
     with_refs: dict[str, dict[str, Any]] = {}
     with_min_bits: list[str] = []
     entries: dict[str, Entry] = {}
@@ -228,26 +228,94 @@ def _cascade(g: Graph, order: list[str], tens: list[Tensor], reasons: dict[str, 
         else:
             cons = []
         shape = t.shape
-        lst = sigs.get(name)
-        if lst:
-            sig = tuple(lst)
-            res = cache.get(sig)
+        gid = group_of.get(name)
+        if gid is None:  # never quantized: no rule selects it
+            values, whys, reason = {}, {}, reasons.get(name, "")
+        else:
+            res = cache.get(gid)
             if res is None:
-                res = cache[sig] = _resolve_signature(sig, objs, strict)
+                res = cache[gid] = (*_resolve_signature(group_sigs[gid], objs, strict), False)
+                if "min_bits" in res[0]:
+                    res = cache[gid] = (*res[:4], True)
             if res[2]:
                 _raise_first_conflict(rules, cands, strict)
             if res[3]:
                 with_refs[name] = res[3]
-            values, whys = dict(res[0]), dict(res[1])
-            if "min_bits" in values:
+            if res[4]:
                 with_min_bits.append(name)
-        else:
-            values, whys = {}, {}
+            values, whys, reason = dict(res[0]), dict(res[1]), ""
         entries[name] = Entry(name, t.kind, t.role, None if p is None else node_names[p], cons,
                               t.graph_input, t.graph_output,
                               None if shape is None else list(shape), values, whys, [],
-                              "" if lst is not None else reasons.get(name, ""))
+                              reason)
     return entries, with_refs, with_min_bits
+
+
+VECTOR_PAIRS = 50_000  # (tensor, row) selections from which _signatures uses numpy
+
+
+def _signatures(sels: list[list[str]], row_obj: list[int], cands: list[str]
+                ) -> tuple[dict[str, int], list[tuple[int, ...]]]:
+    """Each candidate's signature group, and each group's signature: the rules (indices into
+    the cascade's rule objects) of the rows that select the tensor, in row order.
+
+    On large graphs (``VECTOR_PAIRS`` selections or more) each tensor's set of rows is a
+    bitmask built with numpy, and the groups are its distinct masks: one dict lookup per
+    selection in C, where appending to a list per tensor and row in Python took a third of
+    the cascade (741k selections at 100k nodes). A row that names a tensor twice (aimet1
+    pattern matches may overlap) repeats the rule in the signature, which a mask cannot
+    say: those take the list path."""
+    if sum(map(len, sels)) >= VECTOR_PAIRS:
+        got = _signature_masks(sels, row_obj, cands)
+        if got is not None:
+            return got
+    lists: dict[str, list[int]] = {n: [] for n in cands}
+    for k, sel in zip(row_obj, sels, strict=True):
+        for name in sel:
+            lists[name].append(k)
+    ids: dict[tuple[int, ...], int] = {}
+    group_of: dict[str, int] = {}
+    group_sigs: list[tuple[int, ...]] = []
+    for name, lst in lists.items():
+        sig = tuple(lst)
+        gid = ids.get(sig)
+        if gid is None:
+            gid = ids[sig] = len(group_sigs)
+            group_sigs.append(sig)
+        group_of[name] = gid
+    return group_of, group_sigs
+
+
+def _signature_masks(sels: list[list[str]], row_obj: list[int], cands: list[str]
+                     ) -> tuple[dict[str, int], list[tuple[int, ...]]] | None:
+    from operator import itemgetter
+
+    import numpy as np
+
+    pos = dict(zip(cands, range(len(cands)), strict=True))
+    words = (len(sels) + 63) // 64
+    masks = np.zeros((len(cands), words), dtype=np.uint64)
+    for r, sel in enumerate(sels):
+        if not sel:
+            continue
+        bit = np.uint64(1 << (r & 63))
+        if len(sel) == len(cands) and sel == cands:  # every candidate (the same strings)
+            masks[:, r >> 6] |= bit
+            continue
+        idx = np.array(itemgetter(*sel)(pos) if len(sel) > 1 else [pos[sel[0]]],
+                       dtype=np.intp)
+        if np.bincount(idx).max() > 1:  # a tensor named twice in one row
+            return None
+        masks[idx, r >> 6] |= bit
+    if words == 1:
+        uniq, inverse = np.unique(masks[:, 0], return_inverse=True)
+        rows_of = [[int(u)] for u in uniq]
+    else:
+        uniq, inverse = np.unique(masks, axis=0, return_inverse=True)
+        rows_of = [[int(w) for w in u] for u in uniq]
+    group_sigs = [tuple(row_obj[r] for r in range(len(sels)) if ws[r >> 6] >> (r & 63) & 1)
+                  for ws in rows_of]
+    return dict(zip(cands, inverse.ravel().tolist(), strict=True)), group_sigs
 
 
 def _resolve_signature(sig: tuple[int, ...], objs: list[tuple[ir.Rule | _Synthetic,
