@@ -35,11 +35,13 @@ def test_masks_give_the_list_signatures(rows: int, monkeypatch: pytest.MonkeyPat
     cands = [f"t{i}" for i in range(300)]
     sels: list[list[str]] = []
     for i in range(rows):
-        kind = i % 4
+        kind = i % 5
         if kind == 0:
             sels.append(list(cands))  # every candidate
         elif kind == 1:
             sels.append([])
+        elif kind == 4 and i > 5:
+            sels.append(list(sels[i - 2]))  # a selection made again by a later rule
         else:
             sels.append(rng.sample(cands, rng.randint(1, 120)))  # any order, no repeats
     row_obj = [rng.randrange(max(1, rows // 2)) for _ in range(rows)]  # rules seen twice

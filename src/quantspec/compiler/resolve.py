@@ -295,6 +295,7 @@ def _signature_masks(sels: list[list[str]], row_obj: list[int], cands: list[str]
     pos = dict(zip(cands, range(len(cands)), strict=True))
     words = (len(sels) + 63) // 64
     masks = np.zeros((len(cands), words), dtype=np.uint64)
+    done: dict[int, list[tuple[list[str], Any]]] = {}  # rows mapped so far, by length
     for r, sel in enumerate(sels):
         if not sel:
             continue
@@ -302,10 +303,16 @@ def _signature_masks(sels: list[list[str]], row_obj: list[int], cands: list[str]
         if len(sel) == len(cands) and sel == cands:  # every candidate (the same strings)
             masks[:, r >> 6] |= bit
             continue
-        idx = np.array(itemgetter(*sel)(pos) if len(sel) > 1 else [pos[sel[0]]],
-                       dtype=np.intp)
-        if np.bincount(idx).max() > 1:  # a tensor named twice in one row
-            return None
+        # rules often select the same list (every output, every weight): compare the lists
+        # (pointer equality per item, in C) before looking the names up again
+        same = done.setdefault(len(sel), [])
+        idx = next((i for prev, i in same if prev == sel), None)
+        if idx is None:
+            idx = np.array(itemgetter(*sel)(pos) if len(sel) > 1 else [pos[sel[0]]],
+                           dtype=np.intp)
+            if np.bincount(idx).max() > 1:  # a tensor named twice in one row
+                return None
+            same.append((sel, idx))
         masks[idx, r >> 6] |= bit
     if words == 1:
         uniq, inverse = np.unique(masks[:, 0], return_inverse=True)
