@@ -126,10 +126,9 @@ def start(model: Any, data: Any) -> Callable[[], ValueTypes]:
                     payload = pipe.read()
             finally:
                 _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) == 0:
-                done[0] = _decode(payload)
-        got = done[0]
-        return value_types(model.graph) if got is None else got
+            got = _decode(payload) if os.waitstatus_to_exitcode(status) == 0 else None
+            done[0] = value_types(model.graph) if got is None else got
+        return done[0] if done[0] is not None else value_types(model.graph)
 
     return result
 
@@ -148,7 +147,8 @@ def _decode(payload: bytes) -> ValueTypes | None:
 
 def _in_process(model: Any, data: Any) -> Callable[[], ValueTypes]:
     got = _infer(data)
-    return lambda: value_types(model.graph) if got is None else got
+    vis = value_types(model.graph) if got is None else got
+    return lambda: vis
 
 
 def _forkable(model: Any, data: Any) -> bool:
