@@ -465,7 +465,13 @@ class Graph:
         """Outputs of ops none of whose outputs feed another op (aimet.md B.2 step 6)."""
         out: list[str] = []
         tensors = self.tensors
-        for node in self.nodes:
+        # only ops that write a tensor nobody reads can qualify: one pass over the tensors
+        # (no name lookups) instead of a lookup per op output
+        maybe = sorted({t.producer for t in tensors.values()
+                        if not t.consumers and t.producer is not None})
+        nodes = self.nodes
+        for i in maybe:
+            node = nodes[i]
             if node.op_type in ("Constant", "ConstantOfShape"):
                 continue
             # no output read by any op (op_consumers(node) is empty), without building it

@@ -90,3 +90,24 @@ def test_rewrite_equals_a_rebuild(order: list[str]) -> None:
         assert set(ng.tensors) == _linked_names(ng), f"seed {seed}: tensors kept or dropped"
         assert _state(ng) == _state(_rebuilt(ng)), f"seed {seed}"
     assert rewritten >= 20
+
+
+def _terminal_reference(g: Graph) -> list[str]:
+    """aimet.md B.2 step 6 by definition: every op in graph order whose outputs no op reads."""
+    out: list[str] = []
+    for node in g.nodes:
+        if node.op_type in ("Constant", "ConstantOfShape"):
+            continue
+        if not any(o in g.tensors and g.tensors[o].consumers for o in node.outputs):
+            out += [o for o in node.outputs if o]
+    return out
+
+
+def test_terminal_outputs_before_and_after_the_passes() -> None:
+    found = 0
+    for seed, g in GRAPHS:
+        for graph in (g, run_passes(g, list(ir.GRAPH_PASSES))):
+            got = graph.terminal_outputs()
+            assert got == _terminal_reference(graph), seed
+            found += len(got)
+    assert found > len(GRAPHS)
