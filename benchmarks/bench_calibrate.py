@@ -26,6 +26,9 @@ Run (from the repository root)::
 
     PYTHONPATH=src python benchmarks/bench_calibrate.py [--convs 50] [--size 224] [--samples 64]
         [--method minmax|percentile|entropy] [--repeat 3]
+    # the floor: bare forward passes, then the activation data and calibrator update cost
+    # per method, and the lower bound on a run they give
+    PYTHONPATH=src python benchmarks/bench_calibrate.py --forward-floor --repeat 3
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ Run (from the repository root)::
     PYTHONPATH=src python benchmarks/bench_compile.py --baseline-src /tmp/qs_head/src
     # where the time goes (cProfile of one graph view + compile + dumps of the largest model):
     PYTHONPATH=src python benchmarks/bench_compile.py --sizes 100000 --repeat 1 --profile-top 25
+    # Graph.from_model with inference in the process and in a forked child (quantspec.infer):
+    PYTHONPATH=src python benchmarks/bench_compile.py --inference --sizes 1000 10000 100000
 """
 
 from __future__ import annotations

@@ -151,10 +151,9 @@ class Graph:
             types()  # reaps a child the view did not wait for (it stopped on an error)
 
     @classmethod
-    def _from_graph(cls, g: Any, path: str,
-                    types: Callable[[], infer.ValueTypes] | None = None) -> Graph:
-        """The view of a GraphProto whose values have the types ``types()`` gives (by default
-        the ones the graph declares).
+    def _from_graph(cls, g: Any, path: str, types: Callable[[], infer.ValueTypes]) -> Graph:
+        """The view of a GraphProto whose values have the types ``types()`` gives (inferred,
+        or the ones the graph declares: :func:`quantspec.infer.start`).
 
         Every protobuf field access builds a wrapper object (~0.2-1 us each with the upb
         backend), which dominated this function on large graphs (benchmarks/RESULTS.md), so
@@ -215,7 +214,7 @@ class Graph:
             graph._classify_params()  # base kinds were set as the tensors were made
         except QuantspecError as exc:
             failed = exc
-        vis = types() if types is not None else infer.value_types(g)
+        vis = types()
         _apply_types(tensors, vis, dtype_of, path)
         if failed is not None:
             raise failed

@@ -49,7 +49,7 @@ def value_types(g: Any) -> ValueTypes:
         key = ty.SerializeToString()
         i = seen.get(key)
         if i is None:
-            tt = tensor_type(ty)
+            tt = _tensor_type(ty)
             i = seen[key] = -1 if tt is None else len(types)
             if tt is not None:
                 types.append(tt)
@@ -58,7 +58,7 @@ def value_types(g: Any) -> ValueTypes:
     return ValueTypes(names, index, types)
 
 
-def tensor_type(ty: Any) -> tuple[int, tuple[Any, ...] | None] | None:
+def _tensor_type(ty: Any) -> tuple[int, tuple[Any, ...] | None] | None:
     """(element type, shape or None) of a TypeProto; None when it is not a tensor type."""
     if not ty.HasField("tensor_type"):
         return None
@@ -115,22 +115,31 @@ def start(model: Any, data: Any) -> Callable[[], ValueTypes]:
         finally:
             os._exit(code)
     os.close(write_fd)
-    done: list[ValueTypes | None] = []
+    return _Child(model, pid, read_fd)
 
-    def result() -> ValueTypes:
-        """The types; reaps the child (call it even when the view stops early)."""
-        if not done:
-            done.append(None)  # one attempt: a second call only returns
+
+class _Child:
+    """The forked inference: calling it waits for the types and reaps the child, once (call
+    it even when the view stops early; later calls return the same types)."""
+
+    def __init__(self, model: Any, pid: int, read_fd: int) -> None:
+        self.model, self.pid, self.read_fd = model, pid, read_fd
+        self.types: ValueTypes | None = None
+        self.reaped = False
+
+    def __call__(self) -> ValueTypes:
+        if not self.reaped:
+            self.reaped = True
             try:
-                with os.fdopen(read_fd, "rb") as pipe:  # closing it ends a blocked child
+                with os.fdopen(self.read_fd, "rb") as pipe:  # closing it ends a blocked child
                     payload = pipe.read()
             finally:
-                _, status = os.waitpid(pid, 0)
-            got = _decode(payload) if os.waitstatus_to_exitcode(status) == 0 else None
-            done[0] = value_types(model.graph) if got is None else got
-        return done[0] if done[0] is not None else value_types(model.graph)
-
-    return result
+                _, status = os.waitpid(self.pid, 0)
+            if os.waitstatus_to_exitcode(status) == 0:
+                self.types = _decode(payload)
+        if self.types is None:  # inference failed, or the child died
+            self.types = value_types(self.model.graph)
+        return self.types
 
 
 def _encode(vis: ValueTypes | None) -> bytes:

@@ -132,8 +132,11 @@ def test_no_fork_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     forked = _view(_mlp(), True, monkeypatch)
     monkeypatch.delenv("QUANTSPEC_NO_FORK")
     assert forked == _view(_mlp(), False, monkeypatch)
-    with pytest.raises(AssertionError, match="forked"):
-        _view(_mlp(), True, monkeypatch)
+    for unset in (None, "", "0"):  # absent, empty or 0: the fork is used
+        if unset is not None:
+            monkeypatch.setenv("QUANTSPEC_NO_FORK", unset)
+        with pytest.raises(AssertionError, match="forked"):
+            _view(_mlp(), True, monkeypatch)
 
 
 def test_child_is_reaped_when_the_view_stops_early(monkeypatch: pytest.MonkeyPatch) -> None:
