@@ -17,7 +17,12 @@ so nothing computed for one compile is reused by the next; each column is the be
 on a shared machine the wall time adds waiting for a core).
 
 Linearity is shown as microseconds per node and as each size's per-node time over the
-smallest size's (measured in the same run): near 1.0 is linear. With ``--baseline-src DIR``
+smallest size's (measured in the same run). Wall time per node grows on any linear pass once
+the graph outgrows the caches, so the same workers also time two linear workloads that hold
+nothing of quantspec on the same models (onnx's C++ shape inference, and one Python pass
+over the nodes): their growth is the machine's. ``--work`` counts what the compile does
+instead (bytecode instructions, calls, peak memory per node), which does not depend on the
+machine; tests/test_compile_work.py checks that it stays constant. With ``--baseline-src DIR``
 the same workers also run another source tree (e.g. the last commit, to measure a change),
 interleaved with this one size by size, and the table shows the speed-ups.
 
@@ -38,6 +43,8 @@ Run (from the repository root)::
     PYTHONPATH=src python benchmarks/bench_compile.py --sizes 100000 --repeat 1 --profile-top 25
     # Graph.from_model with inference in the process and in a forked child (quantspec.infer):
     PYTHONPATH=src python benchmarks/bench_compile.py --inference --sizes 1000 10000 100000
+    # the work per node, counted (slow: minutes at 100k nodes):
+    PYTHONPATH=src python benchmarks/bench_compile.py --work --sizes 1000 10000 100000
 """
 
 from __future__ import annotations
@@ -191,6 +198,7 @@ def worker(src: str, size: int, repeat: int, profile_top: int) -> dict[str, Any]
             quantized[name] = plan.summary()["quantized"]
             out.setdefault("plan_mb", {})[name] = round(len(text) / 1e6, 1)
             del graph, plan, text
+    out["references"] = reference_times(model, repeat if size >= 50_000 else repeat * 5)
     for name, got in times.items():
         out["profiles"][name] = {k: min(v) for k, v in got.items()}
         out["profiles"][name]["quantized"] = quantized[name]
@@ -208,6 +216,27 @@ def worker(src: str, size: int, repeat: int, profile_top: int) -> dict[str, Any]
             pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(profile_top)
             out["profiles"][name]["cprofile"] = buf.getvalue()
     return out
+
+
+REFERENCES = {
+    "onnx shape inference": "onnx's C++ infer_shapes on the serialized model, bytes to bytes",
+    "node dict": "one Python pass over the model's nodes: {name: (op_type, inputs, outputs)}",
+}
+
+
+def reference_times(model: Any, repeat: int) -> dict[str, float]:
+    """Best wall time of two linear workloads on the same model, with nothing of quantspec:
+    how much the time per node of a linear pass grows with the graph on this machine."""
+    from onnx.onnx_cpp2py_export import shape_inference as cpp
+
+    data = model.SerializeToString()
+    nodes = model.graph.node
+    work = {
+        "onnx shape inference": lambda: cpp.infer_shapes(data, False, False, False),
+        "node dict": lambda: {n.name: (n.op_type, list(n.input), list(n.output))
+                              for n in nodes},
+    }
+    return {name: min(timed(fn)[0] for _ in range(repeat)) for name, fn in work.items()}
 
 
 def inference_crossover(sizes: list[int], repeat: int) -> int:
@@ -229,6 +258,79 @@ def inference_crossover(sizes: list[int], repeat: int) -> int:
         mid = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in got.items()}
         print(f"| {len(model.graph.node)} | {mid[False]:.1f} | {mid[True]:.1f} | "
               f"{mid[True] / mid[False]:.2f} |")
+    return 0
+
+
+def measure_work(model: Any, profile: Any) -> dict[str, int]:
+    """What ``Graph.from_model`` + ``compile_profile`` do, counted instead of timed, so that
+    the count does not depend on the machine: the bytecode instructions and the calls
+    (Python functions, and C functions called from Python) run in this process, and the peak
+    of the memory allocated (tracemalloc). Shape inference runs in the process (its Python
+    side is counted; onnx's C++ is one call). Far slower than a timed run: for small graphs.
+
+    Time per node grows with the graph once it leaves the caches; this work per node does
+    not, and tests/test_compile_work.py checks that it stays constant."""
+    import tracemalloc
+
+    from quantspec import infer
+    from quantspec.compiler import compile_profile
+    from quantspec.graph import Graph
+
+    calls = opcodes = 0
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal opcodes
+        if event == "opcode":
+            opcodes += 1
+        return local
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:  # a Python function is called
+        frame.f_trace_opcodes = True
+        return local
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    saved = infer.FORK_MIN_NODES
+    infer.FORK_MIN_NODES = sys.maxsize
+    gc.collect()
+    tracemalloc.start()
+    sys.setprofile(hook)
+    sys.settrace(trace)
+    try:
+        compile_profile(profile, Graph.from_model(model, "bench.onnx"), "bench.onnx")
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        infer.FORK_MIN_NODES = saved
+    return {"calls": calls, "opcodes": opcodes, "peak_bytes": peak}
+
+
+def work_table(sizes: list[int]) -> int:
+    """--work: measure_work per node at each size, and against the smallest size."""
+    sys.path.insert(0, str(SRC))
+    from quantspec.dialects import aimet
+    from quantspec.lang.parse import parse
+
+    profiles = {"qspec": parse(QSPEC, "bench.qspec"), "aimet": aimet.read(AIMET, "bench.json")}
+    print("| profile | nodes | calls / node | opcodes / node | peak KB / node "
+          "| calls vs smallest | opcodes vs smallest | peak vs smallest |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    models = [build_model(max(1, size // NODES_PER_BLOCK)) for size in sizes]
+    for name, prof in profiles.items():
+        first: dict[str, float] = {}
+        for model in models:
+            n = len(model.graph.node)
+            per = {k: v / n for k, v in measure_work(model, prof).items()}
+            first = first or per
+            print(f"| {name} | {n} | {per['calls']:.1f} | {per['opcodes']:.1f} | "
+                  f"{per['peak_bytes'] / 1024:.2f} | {per['calls'] / first['calls']:.3f}x | "
+                  f"{per['opcodes'] / first['opcodes']:.3f}x | "
+                  f"{per['peak_bytes'] / first['peak_bytes']:.3f}x |")
     return 0
 
 
@@ -266,11 +368,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inference", action="store_true",
                     help="time Graph.from_model with shape inference in the process and in a "
                     "forked child (quantspec.infer.FORK_MIN_NODES) at each size")
+    ap.add_argument("--work", action="store_true",
+                    help="count the calls, bytecode instructions and peak memory of one graph "
+                    "view + compile per node at each size, instead of timing them")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", default=str(SRC), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.inference:
         return inference_crossover(args.sizes, args.repeat)
+    if args.work:
+        return work_table(args.sizes)
     if args.worker:
         print(json.dumps(worker(args.src, args.sizes[0], args.repeat, args.profile_top)))
         return 0
@@ -312,6 +419,19 @@ def main(argv: list[str] | None = None) -> int:
                         f"{b['total_s'] / p['total_s']:.1f}x | {b['dumps_s']:.3f} | "
                         f"{b['dumps_s'] / p['dumps_s']:.1f}x |")
             print(row)
+    print("\nThe same growth for linear workloads on the same models, in the same workers "
+          "(nothing of quantspec):\n")
+    print("| workload | " + " | ".join(f"{runs[s]['nodes']} nodes us/node (vs smallest)"
+                                      for s in args.sizes) + " |")
+    print("|---|" + "---:|" * len(args.sizes))
+    rows = {f"quantspec {name}": {s: runs[s]["profiles"][name]["total_s"] for s in args.sizes}
+            for name in ("qspec", "aimet")}
+    rows |= {ref: {s: runs[s]["references"][ref] for s in args.sizes} for ref in REFERENCES}
+    for label, by_size in rows.items():
+        per = {s: t / runs[s]["nodes"] for s, t in by_size.items()}
+        print(f"| {label} | " + " | ".join(f"{per[s] * 1e6:.2f} ({per[s] / per[first]:.2f}x)"
+                                          for s in args.sizes) + " |")
+    print("\n" + "\n".join(f"- {ref}: {what}" for ref, what in REFERENCES.items()))
     big = [s for s in args.sizes  # the target is stated for 100k nodes only
            if abs(runs[s]["nodes"] - TARGET_NODES) <= NODES_PER_BLOCK]
     for size in big:

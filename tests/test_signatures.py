@@ -15,17 +15,17 @@ from quantspec.graph import Graph
 from quantspec.lang.load import load, stdlib_names
 
 
-def _as_sigs(group_of: dict[str, int], group_sigs: list[tuple[int, ...]]
+def _as_sigs(cands: list[str], group_of: list[int], group_sigs: list[tuple[int, ...]]
              ) -> dict[str, tuple[int, ...]]:
-    return {name: group_sigs[gid] for name, gid in group_of.items()}
+    return {name: group_sigs[gid] for name, gid in zip(cands, group_of, strict=True)}
 
 
 def _both(sels: list[list[str]], row_obj: list[int], cands: list[str],
           monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, tuple[int, ...]], ...]:
     monkeypatch.setattr(r, "VECTOR_PAIRS", 0)
-    masked = _as_sigs(*r._signatures(sels, row_obj, cands))
+    masked = _as_sigs(cands, *r._signatures(sels, row_obj, cands))
     monkeypatch.setattr(r, "VECTOR_PAIRS", 10**12)
-    listed = _as_sigs(*r._signatures(sels, row_obj, cands))
+    listed = _as_sigs(cands, *r._signatures(sels, row_obj, cands))
     return masked, listed
 
 

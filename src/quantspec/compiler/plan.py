@@ -64,8 +64,34 @@ class Why:
         return d
 
 
+class Shared(dict):  # type: ignore[type-arg]
+    """A read-only dict, shared by the plan entries that the compiler resolved alike.
+
+    Most tensors share their values and ``why`` records with thousands of others (every Conv
+    weight outside a layer rule), so the cascade gives them one dict instead of a copy each:
+    at 100k nodes the copies were a fifth of the cascade, and their ~100 MB made every later
+    pass over the entries slower (benchmarks/RESULTS.md, "Compile"). Writing to one would
+    change every entry that holds it, so writes raise; :meth:`Entry.own` gives an entry its
+    own, writable dicts."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a plan entry's values and why records are shared with other "
+                        "entries: call Entry.own() for writable ones")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only  # type: ignore[assignment]
+    pop = popitem = setdefault = update = clear = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy, deepcopy and pickle rebuild it whole
+        return (Shared, (dict(self),))
+
+
 @dataclass(slots=True)
 class Entry:
+    """One tensor's resolved settings. ``values`` and ``why`` may be :class:`Shared` with
+    other entries (read-only); :meth:`own` makes them this entry's own before a change."""
+
     name: str
     kind: str
     role: str
@@ -81,6 +107,14 @@ class Entry:
 
     def get(self, name: str) -> Any:
         return self.values.get(name, BUILTIN[name])
+
+    def own(self) -> tuple[dict[str, Any], dict[str, Why]]:
+        """This entry's values and why, writable: copies of the shared ones on first use."""
+        values, why = self.values, self.why
+        if type(values) is Shared or type(why) is Shared:
+            values = self.values = dict(values)
+            why = self.why = dict(why)
+        return values, why
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -208,11 +242,13 @@ class _EntryWriter:
     per entry, without building the dicts.
 
     Most of a line is the same for many tensors: entries with one cascade signature hold the
-    same value objects and the same ``Why`` records (resolve._cascade). So the fields from
-    ``quantized`` to ``encodings`` are encoded once per set of (field, value object), the
-    ``why`` object once per set of (field, ``Why`` record), and each ``Why`` once. The keys
-    are field names and object identities: every object is alive (held by the plan) while the
-    lines are written, and nothing changes them meanwhile, so equal keys mean equal text."""
+    same :class:`Shared` values and why dicts (resolve._cascade), whose text is found by
+    identity; entries with dicts of their own mostly hold the same value objects and ``Why``
+    records as others. So the fields from ``quantized`` to ``encodings`` are encoded once per
+    set of (field, value object), the ``why`` object once per set of (field, ``Why``
+    record), and each ``Why`` once. The keys are field names and object identities: every
+    object is alive (held by the plan) while the lines are written, and nothing changes them
+    meanwhile, so equal keys mean equal text."""
 
     def __init__(self, enc: json.JSONEncoder) -> None:
         self.enc = enc.encode
@@ -224,6 +260,10 @@ class _EntryWriter:
     def write(self, entries: list[Entry], out: list[str]) -> None:
         """Append the lines of ``entries`` (joined by ",\\n") to ``out``, as fragments."""
         s, enc, add = _esc, self.enc, out.extend
+        # text per values dict and per why dict (each is alive and unchanged meanwhile; one
+        # empty dict may stand for both)
+        values_by_id: dict[int, str] = {}
+        why_by_id: dict[int, str] = {}
         sep = "  "  # before each line (a comma and a newline after the first)
         for e in entries:
             name, kind, role, prod, cons = e.name, e.kind, e.role, e.producer, e.consumers
@@ -235,16 +275,22 @@ class _EntryWriter:
                 sep = ",\n  "
                 continue
             values = e.values
-            vkey = (*values, *map(id, values.values()))
-            middle = self.values.get(vkey)
+            middle = values_by_id.get(id(values))  # a dict Shared with earlier entries
             if middle is None:
-                middle = self.values[vkey] = self._values(
-                    tuple(map(values.get, PLAN_FIELDS, _DEFAULTS)))
+                vkey = (*values, *map(id, values.values()))
+                middle = self.values.get(vkey)
+                if middle is None:
+                    middle = self.values[vkey] = self._values(
+                        tuple(map(values.get, PLAN_FIELDS, _DEFAULTS)))
+                values_by_id[id(values)] = middle
             why = e.why
-            wkey = (*why, *map(id, why.values()))
-            whys = self.whys.get(wkey)
+            whys = why_by_id.get(id(why))
             if whys is None:
-                whys = self.whys[wkey] = self._whys(why)
+                wkey = (*why, *map(id, why.values()))
+                whys = self.whys.get(wkey)
+                if whys is None:
+                    whys = self.whys[wkey] = self._whys(why)
+                why_by_id[id(why)] = whys
             if shape is None:
                 shape_text: str | None = "null"
             else:

@@ -14,7 +14,7 @@ from ..graph import FLOAT_TYPES, Graph, Tensor, paused_gc
 from ..source import Span
 from .passes import run_passes
 from .patterns import match_patterns
-from .plan import Entry, Plan, Why
+from .plan import Entry, Plan, Shared, Why
 from .select import Index
 from .ties import apply_ties
 
@@ -55,10 +55,11 @@ class Context:
 
     def set(self, name: str, field: str, value: Any, rule: str, note: str = "") -> None:
         e = self.entries[name]
-        old = e.why.get(field)
+        values, why = e.own()
+        old = why.get(field)
         shadowed = ([old.rule, *old.shadowed] if old is not None else [])
-        e.values[field] = value
-        e.why[field] = Why(rule, "", note, shadowed)
+        values[field] = value
+        why[field] = Why(rule, "", note, shadowed)
 
     def quantized(self, name: str) -> bool:
         e = self.entries.get(name)
@@ -194,10 +195,11 @@ def _cascade(g: Graph, order: list[str], tens: list[Tensor], reasons: dict[str, 
 
     A tensor's outcome depends only on its *signature*, the sequence of rules that select it
     (in cascade order). Most tensors share a signature with many others (every Conv weight
-    outside a layer rule), so each signature is resolved once and its values and
-    :class:`Why` records are shared: compile time grows with the selections, not with
-    selections x fields. ``Why`` records are therefore never changed in place. Each entry is
-    built once, with its values (one loop over the tensors).
+    outside a layer rule), so each signature is resolved once, and its values and ``why``
+    dicts are :class:`~quantspec.compiler.plan.Shared` by the entries that have it: compile
+    time grows with the selections, not with selections x fields, and a tensor costs an
+    entry, not two dicts. Later steps write through ``Entry.own()``; ``Why`` records are
+    never changed in place. Each entry is built once (one loop over the tensors).
 
     Also returns the tensors that hold a ``like`` reference (resolved next), with the rule
     that set each one, and those a rule gives a ``min_bits``.
@@ -212,13 +214,24 @@ def _cascade(g: Graph, order: list[str], tens: list[Tensor], reasons: dict[str, 
             objs.append((rule, values))
         row_obj.append(k)
     group_of, group_sigs = _signatures([r[2] for r in rules], row_obj, cands)
+    # per tensor of ``order``, its group; None for a tensor no rule may select (``cands`` is
+    # ``order`` without the tensors in ``reasons``, or empty: see _entries)
+    gids: list[int | None]
+    if not cands:
+        gids = [None] * len(order)
+    elif reasons:
+        groups = iter(group_of)
+        gids = [None if n in reasons else next(groups) for n in order]
+    else:
+        gids = group_of  # type: ignore[assignment]
     # per signature group: (values, whys, conflict, refs, sets min_bits), resolved on first use
-    cache: dict[int, tuple[dict[str, Any], dict[str, Why], bool, dict[str, Any], bool]] = {}
+    cache: dict[int, tuple[Shared, Shared, bool, dict[str, Any], bool]] = {}
+    none = Shared()
     with_refs: dict[str, dict[str, Any]] = {}
     with_min_bits: list[str] = []
     entries: dict[str, Entry] = {}
     node_names = [n.name for n in g.nodes]
-    for name, t in zip(order, tens, strict=True):
+    for name, t, gid in zip(order, tens, gids, strict=True):
         p = t.producer
         uses = t.consumers
         if len(uses) == 1:
@@ -228,22 +241,21 @@ def _cascade(g: Graph, order: list[str], tens: list[Tensor], reasons: dict[str, 
         else:
             cons = []
         shape = t.shape
-        gid = group_of.get(name)
         if gid is None:  # never quantized: no rule selects it
-            values, whys, reason = {}, {}, reasons.get(name, "")
+            values, whys, reason = none, none, reasons.get(name, "")
         else:
             res = cache.get(gid)
             if res is None:
-                res = cache[gid] = (*_resolve_signature(group_sigs[gid], objs, strict), False)
-                if "min_bits" in res[0]:
-                    res = cache[gid] = (*res[:4], True)
+                got = _resolve_signature(group_sigs[gid], objs, strict)
+                res = cache[gid] = (Shared(got[0]), Shared(got[1]), got[2], got[3],
+                                    "min_bits" in got[0])
             if res[2]:
                 _raise_first_conflict(rules, cands, strict)
             if res[3]:
                 with_refs[name] = res[3]
             if res[4]:
                 with_min_bits.append(name)
-            values, whys, reason = dict(res[0]), dict(res[1]), ""
+            values, whys, reason = res[0], res[1], ""
         entries[name] = Entry(name, t.kind, t.role, None if p is None else node_names[p], cons,
                               t.graph_input, t.graph_output,
                               None if shape is None else list(shape), values, whys, [],
@@ -255,9 +267,10 @@ VECTOR_PAIRS = 50_000  # (tensor, row) selections from which _signatures uses nu
 
 
 def _signatures(sels: list[list[str]], row_obj: list[int], cands: list[str]
-                ) -> tuple[dict[str, int], list[tuple[int, ...]]]:
-    """Each candidate's signature group, and each group's signature: the rules (indices into
-    the cascade's rule objects) of the rows that select the tensor, in row order.
+                ) -> tuple[list[int], list[tuple[int, ...]]]:
+    """Each candidate's signature group (in the order of ``cands``), and each group's
+    signature: the rules (indices into the cascade's rule objects) of the rows that select
+    the tensor, in row order.
 
     On large graphs (``VECTOR_PAIRS`` selections or more) each tensor's set of rows is a
     bitmask built with numpy, and the groups are its distinct masks: one dict lookup per
@@ -274,20 +287,20 @@ def _signatures(sels: list[list[str]], row_obj: list[int], cands: list[str]
         for name in sel:
             lists[name].append(k)
     ids: dict[tuple[int, ...], int] = {}
-    group_of: dict[str, int] = {}
+    group_of: list[int] = []
     group_sigs: list[tuple[int, ...]] = []
-    for name, lst in lists.items():
+    for lst in lists.values():
         sig = tuple(lst)
         gid = ids.get(sig)
         if gid is None:
             gid = ids[sig] = len(group_sigs)
             group_sigs.append(sig)
-        group_of[name] = gid
+        group_of.append(gid)
     return group_of, group_sigs
 
 
 def _signature_masks(sels: list[list[str]], row_obj: list[int], cands: list[str]
-                     ) -> tuple[dict[str, int], list[tuple[int, ...]]] | None:
+                     ) -> tuple[list[int], list[tuple[int, ...]]] | None:
     from operator import itemgetter
 
     import numpy as np
@@ -322,7 +335,7 @@ def _signature_masks(sels: list[list[str]], row_obj: list[int], cands: list[str]
         rows_of = [[int(w) for w in u] for u in uniq]
     group_sigs = [tuple(row_obj[r] for r in range(len(sels)) if ws[r >> 6] >> (r & 63) & 1)
                   for ws in rows_of]
-    return dict(zip(cands, inverse.ravel().tolist(), strict=True)), group_sigs
+    return inverse.ravel().tolist(), group_sigs
 
 
 def _resolve_signature(sig: tuple[int, ...], objs: list[tuple[ir.Rule | _Synthetic,
@@ -484,15 +497,15 @@ def _resolve_ref_chain(ctx: Context, name: str, field: str,
         cur = other
     dropped: set[str] = set()
     for cur, other, slot in reversed(chain):
-        e = ctx.entries[cur]
+        values, why = ctx.entries[cur].own()
         ov = ctx.entries[other].values.get(field) if other is not None else None
         if other is None or other in dropped or isinstance(ov, ir.Ref):
-            e.values.pop(field, None)
+            values.pop(field, None)
             dropped.add(cur)
             continue
-        e.values[field] = ctx.entries[other].get(field)
-        w = e.why[field]  # a new record: Why records may be shared (see _cascade)
-        e.why[field] = Why(w.rule, w.selector, f"like {slot} ('{other}')", w.shadowed)
+        values[field] = ctx.entries[other].get(field)
+        w = why[field]  # a new record: Why records may be shared (see _cascade)
+        why[field] = Why(w.rule, w.selector, f"like {slot} ('{other}')", w.shadowed)
 
 
 def _apply_min_bits(ctx: Context, names: list[str]) -> None:
@@ -525,6 +538,10 @@ def _fix_axes(ctx: Context) -> None:
     fallback = ctx.options["per_channel_fallback"]
     graph_axis = Why("<graph>", "", "channel axis of the parameter's op")  # shared: never
     sized: list[str] = []                                                  # changed in place
+    # (shared values, shared why, axis) -> those with the axis: the entries that shared their
+    # settings still do, instead of a copy per per-channel weight. The cache holds the keys'
+    # objects too, so that their ids are not reused while it lives.
+    with_axis: dict[tuple[int, int, int], tuple[Shared, Shared, Shared, Shared]] = {}
     for name, e in ctx.entries.items():
         values = e.values
         if "block_size" in values:
@@ -545,9 +562,20 @@ def _fix_axes(ctx: Context) -> None:
                 f"(shape {e.shape})", _span_of(why),
                 hint="set `axis: N`, turn per_channel off for this op type, or use "
                 "options { per_channel_fallback: per_tensor }")
-        if axis is not None:
-            values["axis"] = axis
-            e.why["axis"] = graph_axis
+        if axis is None:
+            continue
+        why = e.why
+        if type(values) is Shared and type(why) is Shared:
+            key = (id(values), id(why), axis)
+            got = with_axis.get(key)
+            if got is None:
+                got = with_axis[key] = (Shared(values, axis=axis), Shared(why, axis=graph_axis),
+                                        values, why)
+            e.values, e.why = got[0], got[1]
+        else:
+            own, why = e.own()
+            own["axis"] = axis
+            why["axis"] = graph_axis
     _check_block_sizes(ctx, sized)
 
 

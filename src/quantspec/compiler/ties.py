@@ -223,13 +223,14 @@ def _apply(ctx: Context, name: str, items: list[tuple[str, Any]], tie: ir.Tie,
            rep: str) -> None:
     """``name`` takes the shared values ``items`` ((field, value), in SHARED_FIELDS order)."""
     e = ctx.entries[name]
-    own = e.values
+    values = e.values
     for f, v in items:
-        if own.get(f, BUILTIN[f]) != v:
-            old = e.why.get(f)
-            own[f] = v
-            e.why[f] = Why(_tie_where(tie), f"tie {tie.mode or 'share'}",
-                           f"shared with '{rep}'", [old.rule, *old.shadowed] if old else [])
+        if values.get(f, BUILTIN[f]) != v:
+            values, why = e.own()
+            old = why.get(f)
+            values[f] = v
+            why[f] = Why(_tie_where(tie), f"tie {tie.mode or 'share'}",
+                         f"shared with '{rep}'", [old.rule, *old.shadowed] if old else [])
 
 
 def _share(ctx: Context, uf: _UF, keep: str, other: str, tie: ir.Tie,
