@@ -441,6 +441,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntarget: Graph.from_model + compile_profile of {runs[size]['nodes']} nodes <= "
               f"{TARGET_S:.0f} s: {verdict} (slowest profile {worst:.2f} s wall, "
               f"{worst_cpu:.2f} s CPU)")
+    if len(args.sizes) > 1:  # growth per node, largest against smallest size, from the table
+        last = args.sizes[-1]
+        growth = {label: (t[last] / runs[last]["nodes"]) / (t[first] / runs[first]["nodes"])
+                  for label, t in rows.items()}
+        ours = max(g for label, g in growth.items() if label.startswith("quantspec "))
+        refs = min(growth[ref] for ref in REFERENCES)
+        verdict = "no more than" if ours <= refs else "MORE than"
+        print(f"\ngrowth: time per node at {runs[last]['nodes']} nodes is {ours:.2f}x that at "
+              f"{runs[first]['nodes']} (slowest-growing profile), {verdict} the linear "
+              f"workloads' {refs:.2f}x (least-growing)")
     if args.profile_top:
         for size in args.sizes:
             for name, p in runs[size]["profiles"].items():
