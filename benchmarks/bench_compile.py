@@ -163,6 +163,14 @@ def build_model(blocks: int, seed: int = 0) -> Any:
     return model
 
 
+def bench_profiles() -> dict[str, Any]:
+    """The two profiles, parsed by the quantspec on ``sys.path``: {"qspec": ..., "aimet": ...}."""
+    from quantspec.dialects import aimet
+    from quantspec.lang.parse import parse
+
+    return {"qspec": parse(QSPEC, "bench.qspec"), "aimet": aimet.read(AIMET, "bench.json")}
+
+
 # ---------------------------------------------------------------------------------------------
 # worker: one source tree, one model size
 # ---------------------------------------------------------------------------------------------
@@ -175,13 +183,11 @@ def worker(src: str, size: int, repeat: int, profile_top: int) -> dict[str, Any]
     if not Path(quantspec.__file__).resolve().is_relative_to(Path(src).resolve()):
         raise SystemExit(f"quantspec imported from {quantspec.__file__}, not from {src}")
     from quantspec.compiler import compile_profile
-    from quantspec.dialects import aimet
     from quantspec.graph import Graph
-    from quantspec.lang.parse import parse
 
     model = build_model(max(1, size // NODES_PER_BLOCK))
     out: dict[str, Any] = {"nodes": len(model.graph.node), "profiles": {}}
-    profiles = {"qspec": parse(QSPEC, "bench.qspec"), "aimet": aimet.read(AIMET, "bench.json")}
+    profiles = bench_profiles()
     times: dict[str, dict[str, list[float]]] = {name: {} for name in profiles}
     quantized: dict[str, int] = {}
     # small graphs take milliseconds, where a scheduler hiccup is a large fraction: more runs
@@ -313,10 +319,7 @@ def measure_work(model: Any, profile: Any) -> dict[str, int]:
 def work_table(sizes: list[int]) -> int:
     """--work: measure_work per node at each size, and against the smallest size."""
     sys.path.insert(0, str(SRC))
-    from quantspec.dialects import aimet
-    from quantspec.lang.parse import parse
-
-    profiles = {"qspec": parse(QSPEC, "bench.qspec"), "aimet": aimet.read(AIMET, "bench.json")}
+    profiles = bench_profiles()
     print("| profile | nodes | calls / node | opcodes / node | peak KB / node "
           "| calls vs smallest | opcodes vs smallest | peak vs smallest |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

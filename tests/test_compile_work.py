@@ -12,7 +12,6 @@ makes the larger graph's count per node about four times the smaller one's.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -27,7 +26,6 @@ def bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_compile", BENCH)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_compile", mod)
     spec.loader.exec_module(mod)
     return mod
 
@@ -40,11 +38,7 @@ def _per_node(bench: ModuleType, blocks: int, profile: object) -> dict[str, floa
 
 @pytest.mark.parametrize("name", ["qspec", "aimet"])
 def test_work_per_node_is_constant(bench: ModuleType, name: str) -> None:
-    from quantspec.dialects import aimet
-    from quantspec.lang.parse import parse
-
-    profile = parse(bench.QSPEC, "bench.qspec") if name == "qspec" else \
-        aimet.read(bench.AIMET, "bench.json")
+    profile = bench.bench_profiles()[name]
     small = _per_node(bench, SMALL, profile)
     large = _per_node(bench, LARGE, profile)
     # fixed costs (the profile's rules, the plan's header) weigh more on the small graph, so
@@ -57,7 +51,6 @@ def test_work_per_node_is_constant(bench: ModuleType, name: str) -> None:
 def test_quadratic_work_is_caught(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """The measure itself: a stage made quadratic (each tensor scans every tensor) shows."""
     from quantspec.compiler import resolve
-    from quantspec.lang.parse import parse
 
     order = resolve._tensor_order
 
@@ -69,7 +62,7 @@ def test_quadratic_work_is_caught(bench: ModuleType, monkeypatch: pytest.MonkeyP
         return got
 
     monkeypatch.setattr(resolve, "_tensor_order", quadratic)
-    profile = parse(bench.QSPEC, "bench.qspec")
+    profile = bench.bench_profiles()["qspec"]
     small = _per_node(bench, SMALL, profile)
     large = _per_node(bench, LARGE, profile)
     assert large["opcodes"] / small["opcodes"] > 2

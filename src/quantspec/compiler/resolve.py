@@ -181,7 +181,8 @@ def _tensor_order(g: Graph) -> tuple[list[str], list[Tensor], dict[str, str]]:
 def _entries(g: Graph) -> dict[str, Entry]:
     """Every tensor's entry with no rule applied (see _tensor_order)."""
     order, tens, reasons = _tensor_order(g)
-    return _cascade(g, order, tens, reasons, [], [], False)[0]
+    cands = [n for n in order if n not in reasons]
+    return _cascade(g, order, tens, reasons, [], cands, False)[0]
 
 
 _RuleRow = tuple[tuple[int, int, int], "ir.Rule | _Synthetic", list[str], dict[str, Any]]
@@ -215,11 +216,9 @@ def _cascade(g: Graph, order: list[str], tens: list[Tensor], reasons: dict[str, 
         row_obj.append(k)
     group_of, group_sigs = _signatures([r[2] for r in rules], row_obj, cands)
     # per tensor of ``order``, its group; None for a tensor no rule may select (``cands`` is
-    # ``order`` without the tensors in ``reasons``, or empty: see _entries)
+    # ``order`` without the tensors in ``reasons``)
     gids: list[int | None]
-    if not cands:
-        gids = [None] * len(order)
-    elif reasons:
+    if reasons:
         groups = iter(group_of)
         gids = [None if n in reasons else next(groups) for n in order]
     else:
